@@ -1,0 +1,1 @@
+"""Your code: one module per stage, generated from solutions/ with stubs to fill in."""

@@ -1,0 +1,104 @@
+"""The `lil-transformy` command: exercises, vocab, train, evolve."""
+import argparse
+import os
+import sys
+
+from .errors import LilTransformyError
+from .paths import DATA_ENV
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lil-transformy", description=__doc__)
+    parser.add_argument("--data", help=f"a TinyStories folder (default: ${DATA_ENV}, else the hub)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    exercises = commands.add_parser("exercises", help="write exercises/ from solutions/ (maintainers)")
+    exercises.add_argument("--check", action="store_true", help="only check exercises/ is in sync; exit 1 if not")
+
+    commands.add_parser("vocab", help="stage 00: the truncated vocabulary and its coverage on the data")
+
+    train = commands.add_parser("train", help="train one stage with the shared budget, print its loss and a sample")
+    train.add_argument("stage", help="a stage number, e.g. 05")
+    train.add_argument("--impl", default="exercises", help="exercises (yours, default), solutions, or a folder")
+    train.add_argument("--seed", type=int, default=0)
+
+    evolve = commands.add_parser("evolve", help="train every stage with the shared budget: the evolution report")
+    evolve.add_argument("--stages", default="01-09", help="e.g. 01-09 or 03,05 (default 01-09)")
+    evolve.add_argument("--seeds", default="0", help="e.g. 0,1,2 (default 0)")
+    evolve.add_argument("--impl", default="solutions", help="solutions (default), exercises, or a folder")
+    evolve.add_argument("--out", default="runs/evolution", help="folder for evolution.json, .md, .png")
+
+    args = parser.parse_args(argv)
+    if args.data:
+        os.environ[DATA_ENV] = args.data
+    try:
+        return COMMANDS[args.command](args)
+    except LilTransformyError as error:
+        print(f"lil-transformy: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run_exercises(args) -> int:
+    from .exercises import out_of_sync, write_exercises
+
+    if args.check:
+        stale = out_of_sync()
+        if stale:
+            print("exercises/ is out of sync with solutions/: " + ", ".join(stale)
+                  + "\nrun `lil-transformy exercises` and commit the result", file=sys.stderr)
+            return 1
+        print("exercises/ is in sync with solutions/")
+        return 0
+    for path in write_exercises():
+        print(f"wrote {path}")
+    return 0
+
+
+def run_vocab(args) -> int:
+    from .tokens import load_token_data
+
+    data = load_token_data()
+    unknown = float((data.heldout == 0).float().mean())
+    print(f"data: {data.source}\ntraining tokens: {len(data.train):,}   held-out tokens: {len(data.heldout):,}\n"
+          f"vocabulary: {data.vocab.size:,} ids (of GPT-2's 50,257) covering {data.vocab.coverage:.2%} "
+          f"of the training tokens; {unknown:.2%} of the held-out tokens are <unk>")
+    return 0
+
+
+def run_train(args) -> int:
+    from dataclasses import replace
+
+    from .sampling import sample_text
+    from .stages import get_stage, model_class
+    from .tokens import load_token_data
+    from .train import SHARED, train
+
+    stage = get_stage(args.stage)
+    data = load_token_data()
+    result = train(model_class(stage.number, args.impl), data, replace(SHARED, seed=args.seed),
+                   label=f"stage {stage.number}")
+    print(f"stage {stage.number} ({stage.title}): held-out loss {result.val_loss:.3f} "
+          f"(perplexity {result.perplexity:.1f}) in {result.seconds:.0f} s")
+    print(sample_text(result.model, data.vocab, "Once upon a time", result.config.context))
+    return 0
+
+
+def run_evolve(args) -> int:
+    from pathlib import Path
+
+    from .evolve import evolve
+    from .stages import parse_stages
+
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise LilTransformyError(f"--seeds takes numbers separated by commas, not {args.seeds!r}") from None
+    report = evolve(parse_stages(args.stages), seeds, Path(args.out), impl=args.impl)
+    print((Path(args.out) / "evolution.md").read_text())
+    return 0 if report else 1
+
+
+COMMANDS = {"exercises": run_exercises, "vocab": run_vocab, "train": run_train, "evolve": run_evolve}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""TinyStories, from the Hugging Face hub or from a local folder, split the same way for every stage.
+
+The local folder has the layout of ``shared/data/tinystories/``:
+
+- ``train-head.jsonl``: the first stories of the ``train`` split, one ``{"text": ...}`` a line;
+- ``validation-head.txt``: the first stories of the ``validation`` split as plain text, paragraphs
+  and stories both separated by a blank line (story boundaries are not marked).
+
+The split (fixed, documented, the same for every stage):
+
+- **train**: every story of ``train-head.jsonl``, then the first 80 % of the paragraphs of
+  ``validation-head.txt`` as one document;
+- **held out**: the last 20 % of those paragraphs, as one document.
+
+Text is used as the dataset has it: nothing is cleaned.
+"""
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LilTransformyError
+from .paths import DATA_ENV, cache_dir
+
+TRAIN_FILE = "train-head.jsonl"
+VALIDATION_FILE = "validation-head.txt"
+HELDOUT_FRACTION = 0.2
+HUB_DATASET = "roneneldan/TinyStories"
+HUB_TRAIN_STORIES = 245  # the size of the offline slice, so both sources give the same shape
+HUB_VALIDATION_CHARS = 793_451
+
+
+@dataclass(frozen=True)
+class Corpus:
+    train: list[str]  # documents; an end-of-story token follows each one
+    heldout: list[str]
+    source: str  # where the text came from, for reports
+
+
+def load_corpus(data_dir: str | os.PathLike | None = None) -> Corpus:
+    """The corpus from ``data_dir``, else ``$LIL_TRANSFORMY_DATA``, else the hub (cached)."""
+    data_dir = data_dir or os.environ.get(DATA_ENV)
+    if data_dir:
+        return read_folder(Path(data_dir))
+    hub_copy = cache_dir() / "tinystories-hub"
+    if not (hub_copy / TRAIN_FILE).exists():
+        download_from_hub(hub_copy)
+    return read_folder(hub_copy)
+
+
+def read_folder(folder: Path) -> Corpus:
+    if not folder.is_dir():
+        raise LilTransformyError(f"data folder {folder} does not exist: point {DATA_ENV} (or --data) "
+                                 f"at a folder holding {TRAIN_FILE} and {VALIDATION_FILE}")
+    try:
+        with open(folder / TRAIN_FILE, encoding="utf-8") as f:
+            stories = [json.loads(line)["text"] for line in f if line.strip()]
+        validation_text = (folder / VALIDATION_FILE).read_text(encoding="utf-8")
+    except (OSError, ValueError, KeyError) as error:
+        raise LilTransformyError(f"cannot read TinyStories from {folder}: {error}") from None
+    return split(stories, validation_text, source=str(folder))
+
+
+def split(stories: list[str], validation_text: str, source: str) -> Corpus:
+    paragraphs = [p for p in re.split(r"\n\s*\n", validation_text) if p.strip()]
+    n_train = round(len(paragraphs) * (1 - HELDOUT_FRACTION))
+    if not stories or n_train == 0 or n_train == len(paragraphs):
+        raise LilTransformyError(f"the data in {source} is too small to split")
+    return Corpus(train=stories + ["\n\n".join(paragraphs[:n_train])],
+                  heldout=["\n\n".join(paragraphs[n_train:])], source=source)
+
+
+def download_from_hub(folder: Path) -> None:
+    """Write the hub's first stories in the offline folder's layout, so both are read by one path."""
+    try:
+        from datasets import load_dataset
+
+        train = load_dataset(HUB_DATASET, split="train", streaming=True).take(HUB_TRAIN_STORIES)
+        validation = load_dataset(HUB_DATASET, split="validation", streaming=True)
+        parts, size = [], 0
+        for row in validation:
+            parts.append(row["text"])
+            size += len(row["text"]) + 2
+            if size >= HUB_VALIDATION_CHARS:
+                break
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (TRAIN_FILE + ".part")
+        tmp.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in train), encoding="utf-8")
+        (folder / VALIDATION_FILE).write_text("\n\n".join(parts)[:HUB_VALIDATION_CHARS], encoding="utf-8")
+        tmp.rename(folder / TRAIN_FILE)  # last, so a half-written copy is never taken for a whole one
+    except Exception as error:  # no network, no hub, no datasets: all end the same way
+        raise LilTransformyError(
+            f"TinyStories is not reachable on the hub ({type(error).__name__}). Either set {DATA_ENV}=<folder> "
+            f"(or pass --data <folder>) to a folder with {TRAIN_FILE} and {VALIDATION_FILE}, "
+            f"or run once where huggingface.co is reachable so the stories are cached") from None

@@ -1,0 +1,82 @@
+"""The main job: train every stage with the shared budget and write the evolution report."""
+import json
+import math
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .plots import evolution_figure
+from .sampling import sample_text
+from .stages import Stage, model_class
+from .tokens import TokenData, load_token_data
+from .train import SHARED, Config, config_dict, pick_device, train
+
+PROMPT = "Once upon a time, there was a little girl named Lily. She"
+
+
+def unigram_loss(data: TokenData) -> float:
+    """The held-out loss of always predicting the training frequencies (add-one smoothed)."""
+    counts = torch.bincount(data.train, minlength=data.vocab.size).double() + 1
+    log_probs = (counts / counts.sum()).log()
+    return float(-log_probs[data.heldout].mean())
+
+
+def evolve(stages: list[Stage], seeds: list[int], out: Path, impl: str = "solutions",
+           cfg: Config = SHARED) -> dict:
+    data = load_token_data()
+    report = {
+        "config": {**config_dict(cfg), "seeds": seeds, "vocab_size": data.vocab.size,
+                   "train_tokens": len(data.train), "heldout_tokens": len(data.heldout),
+                   "data_fingerprint": data.fingerprint, "device": str(pick_device(cfg.device)),
+                   "torch": torch.__version__, "impl": impl},
+        "unigram_loss": unigram_loss(data),
+        "stages": {},
+    }
+    started = time.perf_counter()
+    runs = tqdm([(stage, seed) for stage in stages for seed in seeds], desc="evolve", unit="model")
+    for stage, seed in runs:
+        runs.set_postfix(stage=stage.number, seed=seed)
+        result = train(model_class(stage.number, impl), data, replace(cfg, seed=seed),
+                       label=f"stage {stage.number} seed {seed}")
+        entry = report["stages"].setdefault(stage.number, {
+            "title": stage.title, "val_loss": [], "seconds": [],
+            "params": sum(p.numel() for p in result.model.parameters()),
+            "history": result.history,
+            "sample": sample_text(result.model, data.vocab, PROMPT, result.config.context, seed=seed)})
+        entry["val_loss"].append(round(result.val_loss, 4))
+        entry["seconds"].append(round(result.seconds, 1))
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    write_report(report, out)
+    return report
+
+
+def write_report(report: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "evolution.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(out / "evolution.json")
+    (out / "evolution.md").write_text(markdown_table(report))
+    evolution_figure(report).savefig(out / "evolution.png", dpi=110)
+
+
+def markdown_table(report: dict) -> str:
+    c = report["config"]
+    lines = [f"Held-out loss on {c['heldout_tokens']:,} tokens (vocabulary {c['vocab_size']:,}); "
+             f"d_model {c['d_model']}, context {c['context']}, batch {c['batch_size']}, {c['steps']} steps, "
+             f"lr {c['lr']} ({c['schedule']}, {c['warmup_steps']} warm-up), seeds {c['seeds']}, {c['device']}.",
+             f"Unigram baseline: {report['unigram_loss']:.3f}.", "",
+             "| stage | model | held-out loss (mean) | per seed | vs previous | perplexity | params | s/model | sample |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    previous = report["unigram_loss"]
+    for number, s in report["stages"].items():
+        mean = statistics.fmean(s["val_loss"])
+        sample = s["sample"].replace("\n", " ").replace("|", "/")
+        lines.append(f"| {number} | {s['title']} | {mean:.3f} | {', '.join(f'{v:.3f}' for v in s['val_loss'])} "
+                     f"| {mean - previous:+.3f} | {math.exp(mean):.1f} | {s['params']:,} "
+                     f"| {statistics.fmean(s['seconds']):.0f} | {sample} |")
+        previous = mean
+    return "\n".join(lines) + "\n"

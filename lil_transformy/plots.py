@@ -1,0 +1,29 @@
+"""Plots a person would rather look at than read."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only; notebooks show them inline
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def evolution_figure(report: dict):
+    """Left: held-out loss per stage (one dot per seed). Right: the loss curves of seed 0."""
+    stages = report["stages"]
+    fig, (ladder, curves) = plt.subplots(1, 2, figsize=(13, 4.5))
+    labels = [f"{n}\n{s['title']}" for n, s in stages.items()]
+    for i, s in enumerate(stages.values()):
+        ladder.scatter([i] * len(s["val_loss"]), s["val_loss"], color="tab:blue", s=18)
+    ladder.plot(range(len(stages)), [sum(s["val_loss"]) / len(s["val_loss"]) for s in stages.values()],
+                color="tab:blue", alpha=0.5)
+    ladder.axhline(report["unigram_loss"], color="gray", linestyle=":", label="unigram baseline")
+    ladder.set_xticks(range(len(stages)), labels, fontsize=8)
+    ladder.set_ylabel("held-out loss (nats / token)")
+    ladder.set_title("From amoeba to duck: every stage, the same data and budget")
+    ladder.legend()
+    for n, s in stages.items():
+        curves.plot(s["history"]["step"], s["history"]["val_loss"], label=f"{n} {s['title']}")
+    curves.set_xlabel("training step")
+    curves.set_ylabel("held-out loss (sample)")
+    curves.set_title("Learning curves (seed 0)")
+    curves.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig

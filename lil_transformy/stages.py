@@ -1,0 +1,96 @@
+"""The stages of the course, and how to load one stage's module from an implementation.
+
+An implementation is a folder of stage modules: ``solutions`` (the reference), ``exercises``
+(the student's), or any other folder laid out the same way (a submission, a mutant).
+"""
+import hashlib
+import importlib
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LilTransformyError
+from .paths import REPO_ROOT
+
+IMPLEMENTATIONS = ("exercises", "solutions")
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: str
+    module: str
+    model: str | None  # the language model class the stage defines; None for data prep
+    title: str
+
+
+STAGES = [
+    Stage("00", "stage_00_data", None, "data prep"),
+    Stage("01", "stage_01_bag_of_words", "BagOfWordsLM", "bag of words"),
+    Stage("02", "stage_02_positions", "PositionalBagOfWordsLM", "+ positions"),
+    Stage("03", "stage_03_bigram", "BigramLM", "bigram"),
+    Stage("04", "stage_04_attention", "AttentionLM", "+ attention"),
+    Stage("05", "stage_05_attention_positions", "PositionalAttentionLM", "+ positions"),
+    Stage("06", "stage_06_ffn", "AttentionFFNLM", "+ FFN"),
+    Stage("07", "stage_07_block", "BlockLM", "block"),
+    Stage("08", "stage_08_stacked", "StackedLM", "stacked"),
+    Stage("09", "stage_09_multi_head", "MultiHeadLM", "multi-head"),
+]
+
+
+def get_stage(number: str) -> Stage:
+    for stage in STAGES:
+        if stage.number == str(number).zfill(2):
+            return stage
+    raise LilTransformyError(f"there is no stage {number!r}: the stages are {', '.join(s.number for s in STAGES)}")
+
+
+def parse_stages(text: str) -> list[Stage]:
+    """'01-09', '03,05', '7' -> stages."""
+    chosen = []
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        low, high = get_stage(first), get_stage(last or first)
+        chosen += [s for s in STAGES if low.number <= s.number <= high.number and s not in chosen]
+    return chosen
+
+
+def implementation_folder(impl: str) -> Path:
+    folder = REPO_ROOT / impl if impl in IMPLEMENTATIONS else Path(impl).resolve()
+    if not folder.is_dir():
+        raise LilTransformyError(f"unknown implementation {impl!r}: use 'exercises', 'solutions' "
+                                 f"or a folder of stage modules")
+    return folder
+
+
+def load_stage_module(number: str, impl: str = "exercises") -> types.ModuleType:
+    """Import stage `number` from the implementation `impl` (a name in IMPLEMENTATIONS or a folder).
+
+    Stages import their earlier stages relatively (``from .stage_04_attention import ...``), so a
+    student's stage 05 runs on the student's own stage 04, never on the reference.
+    """
+    stage = get_stage(number)
+    folder = implementation_folder(impl)
+    if not (folder / f"{stage.module}.py").exists():
+        raise LilTransformyError(f"{folder} has no {stage.module}.py")
+    package = package_for(folder, impl)
+    return importlib.import_module(f"{package}.{stage.module}")
+
+
+def package_for(folder: Path, impl: str) -> str:
+    """The import name of an implementation folder; other folders get a name of their own."""
+    if impl in IMPLEMENTATIONS and folder.parent == REPO_ROOT:
+        return impl
+    name = "lt_impl_" + hashlib.sha1(str(folder).encode()).hexdigest()[:12]
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [str(folder)]
+        sys.modules[name] = package
+    return name
+
+
+def model_class(number: str, impl: str = "exercises"):
+    stage = get_stage(number)
+    if stage.model is None:
+        raise LilTransformyError(f"stage {stage.number} ({stage.title}) has no model to train")
+    return getattr(load_stage_module(number, impl), stage.model)

@@ -1,0 +1,28 @@
+"""Stage 05 — + positions: attention learns *where* as well as *what*.
+
+Stage 04's head could not tell "the word just before me" from "a word ten tokens back": keys
+carried only what a token is. Add stage 02's position vectors to the token vectors and the
+keys carry where it stands too, so a head can learn "look one step back". The same position
+vectors were useless under an average; under attention they pay off.
+"""
+import torch
+from torch import nn
+
+from .stage_02_positions import TokenAndPositionEmbedding
+from .stage_04_attention import AttentionHead
+
+
+class PositionalAttentionLM(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.embed = TokenAndPositionEmbedding(cfg)
+        self.attention = AttentionHead(cfg.d_model, cfg.d_model)
+        self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx: (batch, seq) -> logits: (batch, seq, vocab)."""
+        ### BEGIN SOLUTION hint: as stage 04, but start from self.embed(idx): tokens plus positions
+        x = self.embed(idx)  # (batch, seq, d_model)
+        x = self.attention(x)  # (batch, seq, d_model)
+        return self.unembed(x)  # (batch, seq, vocab)
+        ### END SOLUTION

@@ -1,0 +1,40 @@
+"""Stage 06 — + FFN: a feed-forward layer after attention.
+
+Attention moves information between positions, but only by mixing: a weighted average of
+linear projections. The feed-forward layer then *thinks* about what arrived, each position on
+its own: widen to 4 × d_model, a nonlinearity (GELU), narrow back.
+"""
+import torch
+from torch import nn
+
+from .stage_02_positions import TokenAndPositionEmbedding
+from .stage_04_attention import AttentionHead
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.up = nn.Linear(d_model, 4 * d_model)
+        self.down = nn.Linear(4 * d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, seq, d_model) -> (batch, seq, d_model), every position on its own."""
+        ### BEGIN SOLUTION hint: up, then torch.nn.functional.gelu, then down
+        return self.down(nn.functional.gelu(self.up(x)))  # (batch, seq, 4 * d_model) in between
+        ### END SOLUTION
+
+
+class AttentionFFNLM(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.embed = TokenAndPositionEmbedding(cfg)
+        self.attention = AttentionHead(cfg.d_model, cfg.d_model)
+        self.ffn = FeedForward(cfg.d_model)
+        self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx: (batch, seq) -> logits: (batch, seq, vocab)."""
+        x = self.embed(idx)  # (batch, seq, d_model)
+        x = self.attention(x)  # (batch, seq, d_model): gather from earlier positions
+        x = self.ffn(x)  # (batch, seq, d_model): compute on what was gathered
+        return self.unembed(x)  # (batch, seq, vocab)

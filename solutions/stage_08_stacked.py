@@ -1,0 +1,38 @@
+"""Stage 08 — stacked: a second block.
+
+One block can look back once. Two blocks can look back at what the first found: "the token
+after the last time I saw this name" needs a head that finds the name and another that reads
+what the first found. Depth is just more blocks on the same residual stream, each with its own
+weights.
+"""
+import torch
+from torch import nn
+
+from .stage_02_positions import TokenAndPositionEmbedding
+from .stage_04_attention import AttentionHead
+from .stage_07_block import Block
+
+N_BLOCKS = 2
+
+
+class StackedLM(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.embed = TokenAndPositionEmbedding(cfg)
+        ### BEGIN SOLUTION hint: an nn.ModuleList of N_BLOCKS Blocks, each built anew (own weights), attention from self.make_attention
+        self.blocks = nn.ModuleList([Block(cfg.d_model, self.make_attention(cfg)) for _ in range(N_BLOCKS)])
+        ### END SOLUTION
+        self.ln_final = nn.LayerNorm(cfg.d_model)
+        self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
+
+    def make_attention(self, cfg) -> nn.Module:
+        return AttentionHead(cfg.d_model, cfg.d_model)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx: (batch, seq) -> logits: (batch, seq, vocab)."""
+        x = self.embed(idx)  # (batch, seq, d_model)
+        ### BEGIN SOLUTION hint: pass x through each block in self.blocks, in order
+        for block in self.blocks:
+            x = block(x)  # (batch, seq, d_model)
+        ### END SOLUTION
+        return self.unembed(self.ln_final(x))  # (batch, seq, vocab)

@@ -1,0 +1,48 @@
+"""Stage 09 — multi-head: several heads in parallel, the full transformer.
+
+One head makes one weighted mix per position: it can follow the subject *or* the last
+adjective, not both. Split d_model into N_HEADS smaller heads, let each attend on its own,
+and join what they found with one output projection W_O. Same parameters, several patterns.
+"""
+import torch
+from torch import nn
+
+from .stage_04_attention import attention_weights
+from .stage_08_stacked import StackedLM
+
+N_HEADS = 2
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        assert d_model % n_heads == 0, "d_model must split evenly into heads"
+        self.n_heads = n_heads
+        self.W_Q = nn.Linear(d_model, d_model, bias=False)  # all heads' queries at once
+        self.W_K = nn.Linear(d_model, d_model, bias=False)
+        self.W_V = nn.Linear(d_model, d_model, bias=False)
+        self.W_O = nn.Linear(d_model, d_model)  # joins the heads' outputs
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, seq, d_model) -> (batch, n_heads, seq, d_head)."""
+        ### BEGIN SOLUTION hint: view as (batch, seq, n_heads, d_head), then transpose seq and heads
+        batch, seq, d_model = x.shape
+        return x.view(batch, seq, self.n_heads, d_model // self.n_heads).transpose(1, 2)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, seq, d_model) -> (batch, seq, d_model)."""
+        ### BEGIN SOLUTION hint: split q, k, v into heads, attention_weights per head, mix values, merge heads back, W_O
+        batch, seq, d_model = x.shape
+        q, k, v = (self.split_heads(W(x)) for W in (self.W_Q, self.W_K, self.W_V))  # (batch, n_heads, seq, d_head)
+        heads = attention_weights(q, k) @ v  # (batch, n_heads, seq, d_head): every head on its own
+        merged = heads.transpose(1, 2).reshape(batch, seq, d_model)  # (batch, seq, d_model)
+        return self.W_O(merged)
+        ### END SOLUTION
+
+
+class MultiHeadLM(StackedLM):
+    """Stage 08's model with multi-head attention in every block: nothing else changes."""
+
+    def make_attention(self, cfg) -> nn.Module:
+        return MultiHeadAttention(cfg.d_model, N_HEADS)

@@ -1,0 +1,20 @@
+"""Every check in checks/ must fail on the untouched stubs: a check a stub passes grades nothing."""
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+from lil_transformy.exercises import write_exercises
+from lil_transformy.paths import REPO_ROOT
+
+
+def test_every_check_fails_on_the_stubs(tmp_path):
+    stubs = tmp_path / "stubs"
+    write_exercises(target=stubs)  # fresh from solutions/, whatever a student did to exercises/
+    report = tmp_path / "report.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "checks", f"--impl={stubs}", "-q", "-p", "no:cacheprovider",
+                    f"--junitxml={report}"], cwd=REPO_ROOT, capture_output=True, timeout=600)
+    cases = ET.parse(report).getroot().iter("testcase")
+    outcomes = {f"{c.get('classname')}::{c.get('name')}": [child.tag for child in c] for c in cases}
+    assert len(outcomes) > 20, "the checks were not collected"
+    passed_on_stubs = [name for name, tags in outcomes.items() if not {"failure", "error"} & set(tags)]
+    assert passed_on_stubs == [], f"these checks pass on the stubs: {passed_on_stubs}"
