@@ -59,15 +59,6 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def init_weights(model: torch.nn.Module) -> None:
-    """The textbook GPT initialisation (GPT-2, nanoGPT): small normal weights, zero biases."""
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, torch.nn.Linear) and module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
-
-
 def learning_rate(step: int, cfg: Config) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -117,8 +108,7 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = T
     cfg = replace(cfg, vocab_size=data.vocab.size)
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = model_class(cfg)
-    init_weights(model)
+    model = model_class(cfg)  # PyTorch's default initialisation, as any textbook
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     batches = torch.Generator().manual_seed(cfg.seed)  # the same batches for every stage

@@ -12,9 +12,25 @@ def test_every_check_fails_on_the_stubs(tmp_path):
     write_exercises(target=stubs)  # fresh from solutions/, whatever a student did to exercises/
     report = tmp_path / "report.xml"
     subprocess.run([sys.executable, "-m", "pytest", "checks", f"--impl={stubs}", "-q", "-p", "no:cacheprovider",
+                    "-m", "not passes_on_stubs",
                     f"--junitxml={report}"], cwd=REPO_ROOT, capture_output=True, timeout=600)
     cases = ET.parse(report).getroot().iter("testcase")
     outcomes = {f"{c.get('classname')}::{c.get('name')}": [child.tag for child in c] for c in cases}
     assert len(outcomes) > 20, "the checks were not collected"
     passed_on_stubs = [name for name, tags in outcomes.items() if not {"failure", "error"} & set(tags)]
     assert passed_on_stubs == [], f"these checks pass on the stubs: {passed_on_stubs}"
+
+
+def test_ready_made_attention_is_caught(tmp_path):
+    """The one check a stub passes by design must still fail a shortcut."""
+    import pytest
+    from _pytest.outcomes import Failed
+
+    from checks.attention_checks import expect_no_ready_made_attention
+    from lil_transformy.stages import load_stage_module
+
+    (tmp_path / "stage_04_attention.py").write_text(
+        "import torch.nn.functional as F\n\ndef attention(q, k, v):\n"
+        "    return F.scaled_dot_product_attention(q, k, v, is_causal=True)\n")
+    with pytest.raises(Failed, match="scaled_dot_product_attention"):
+        expect_no_ready_made_attention(load_stage_module("04", str(tmp_path)))

@@ -1,0 +1,102 @@
+"""The checks every language-model stage (01-09) shares; each stage's test file imports them.
+
+Shapes, causality (by perturbation and by gradient, on random tokens and a real story) and the
+loss ladder: the stage, trained with the shared budget, must beat the previous stage.
+"""
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lil_transformy.checking import (embedding_gradient_leak, expect, expect_shape, first_future_leak_by_perturbation,
+                                     reference_loss, student_code)
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.stages import STAGES, get_stage
+from lil_transformy.train import SHARED, train
+
+NO_PEEKING_HINT = {
+    "01": "causal_average must average x[:, :t + 1] only: a plain x.mean(dim=1) averages the whole sequence",
+    "02": "causal_average (your stage 01) must average x[:, :t + 1] only",
+    "03": "a bigram's logits at position t come from token t alone: no mixing across positions",
+}
+ATTENTION_HINT = "does attention_weights set the scores above the diagonal to -inf *before* the softmax?"
+POSITIONS_ADD_NOTHING_TOLERANCE = 0.05  # stage 02 may differ from stage 01 by at most this (nats)
+
+
+def stage_of(request) -> str:
+    return request.path.parent.name.removeprefix("stage_")
+
+
+def build(Model, cfg):
+    torch.manual_seed(0)
+    with student_code():
+        return Model(cfg).eval()
+
+
+@pytest.mark.parametrize("batch, seq", [(1, 1), (2, 5), (3, 8)])
+def test_logits_shape(Model, tiny, batch, seq):
+    model = build(Model, tiny)
+    with student_code():
+        logits = model(torch.randint(tiny.vocab_size, (batch, seq)))
+    expect_shape(logits, (batch, seq, tiny.vocab_size), "logits",
+                 "one score for every vocabulary id at every position: (batch, seq, vocab)")
+
+
+def no_peeking(request, model, idx, vocab_size):
+    with student_code():
+        leak = first_future_leak_by_perturbation(model, idx, vocab_size)
+    if leak:
+        t, s = leak
+        expect(False, f"the logits at positions <= {t} ignore the tokens after them",
+               f"the logits at position {t} changed when only token {s} changed: your model sees the future",
+               NO_PEEKING_HINT.get(stage_of(request), ATTENTION_HINT))
+
+
+def test_no_peeking_by_perturbation(request, Model, tiny):
+    no_peeking(request, build(Model, tiny), torch.randint(tiny.vocab_size, (2, tiny.context)), tiny.vocab_size)
+
+
+def test_no_peeking_on_a_real_story(request, Model, token_data):
+    cfg = replace(SHARED, vocab_size=token_data.vocab.size)
+    story = token_data.heldout[: cfg.context].unsqueeze(0)  # (1, context): the first held-out tokens
+    no_peeking(request, build(Model, cfg), story, cfg.vocab_size)
+
+
+def test_no_peeking_by_gradient(request, Model, tiny):
+    model = build(Model, tiny).train()
+    with student_code():
+        leak = embedding_gradient_leak(model, torch.randint(tiny.vocab_size, (2, tiny.context)))
+    if leak:
+        t, s = leak
+        expect(False, f"no gradient from position {s} reaches the logits at position {t} < {s}",
+               f"the logits at position {t} have a gradient from the embedding at position {s}",
+               NO_PEEKING_HINT.get(stage_of(request), ATTENTION_HINT))
+
+
+@pytest.mark.training
+@pytest.mark.timeout(300)
+def test_loss_on_the_ladder(request, Model, token_data, reference):
+    """Trained with the shared budget (seed 0), the stage beats the previous stage's reference loss."""
+    number = stage_of(request)
+    with student_code():
+        try:
+            result = train(Model, token_data, SHARED, label=f"stage {number}")
+        except LilTransformyError as error:
+            pytest.fail(f"training your stage {number} failed: {error}", pytrace=False)
+    loss = result.val_loss
+    previous = STAGES[STAGES.index(get_stage(number)) - 1]
+    if number == "01":
+        baseline = reference["unigram_loss"]
+        expect(loss < baseline, f"a held-out loss below the unigram baseline {baseline:.3f}",
+               f"{loss:.3f}", "predicting from the context should beat predicting the commonest words")
+    elif number == "02":
+        ref01, _ = reference_loss(reference, "01")
+        expect(abs(loss - ref01) <= POSITIONS_ADD_NOTHING_TOLERANCE,
+               f"about stage 01's loss {ref01:.3f} (within {POSITIONS_ADD_NOTHING_TOLERANCE}): positions under an "
+               f"average add (almost) nothing", f"{loss:.3f}",
+               "positions are added to every token vector before causal_average, exactly as in stage 01")
+    else:
+        target, _ = reference_loss(reference, previous.number)
+        expect(loss < target, f"a held-out loss below stage {previous.number}'s ({previous.title}) {target:.3f}",
+               f"{loss:.3f} after {result.config.steps} steps",
+               f"your stage {number} learns less than the stage before it: are all its components used in forward()?")

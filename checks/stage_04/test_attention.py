@@ -1,0 +1,75 @@
+"""Stage 04 checks: the causal mask, attention weights, one attention head."""
+import math
+
+import pytest
+import torch
+
+from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
+                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
+from checks.attention_checks import expect_no_ready_made_attention
+from lil_transformy.checking import expect, expect_shape, student_code
+
+
+def test_causal_mask(stage):
+    with student_code():
+        mask = stage.causal_mask(4)
+    expected = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    expect(isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.shape == (4, 4)
+           and torch.equal(mask, expected), f"a (4, 4) bool mask {expected.int().tolist()}",
+           f"{mask.int().tolist() if isinstance(mask, torch.Tensor) else mask}",
+           "row i (a query) may see columns j <= i (keys up to itself): True on and below the diagonal")
+
+
+def test_attention_weights_are_causal_and_normalised(stage):
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8)  # (batch, heads, seq, d_head)
+    with student_code():
+        weights = stage.attention_weights(q, k)
+    expect_shape(weights, (2, 3, 5, 5), "weights", "(..., seq_query, seq_key): q @ k.transpose(-2, -1)")
+    above = torch.triu(torch.ones(5, 5, dtype=torch.bool), diagonal=1)
+    expect(weights[..., above].abs().max() == 0, "0 above the diagonal (no weight on future keys)",
+           f"up to {weights[..., above].abs().max():.3f} above the diagonal", "mask the scores with -inf before the softmax")
+    row_sums = weights.sum(dim=-1)
+    expect(torch.allclose(row_sums, torch.ones_like(row_sums), atol=1e-5), "every row sums to 1",
+           f"row sums from {row_sums.min():.3f} to {row_sums.max():.3f}",
+           "softmax over the keys (the last axis), after masking")
+
+
+def test_attention_weights_scale_by_sqrt_d_head(stage):
+    q, k = torch.zeros(1, 2, 16), torch.zeros(1, 2, 16)
+    q[0, 1, 0], k[0, 0, 0] = 4.0, 1.0  # query 1 scores key 0 at 4 and key 1 at 0
+    with student_code():
+        weights = stage.attention_weights(q, k)
+    expected = math.exp(4 / 4) / (math.exp(4 / 4) + 1)  # scaled by 1/sqrt(16)
+    found = weights[0, 1, 0].item()
+    expect(abs(found - expected) < 1e-4, f"weight {expected:.3f} on key 0 (score 4 / sqrt(d_head = 16) = 1)",
+           f"{found:.3f}", "divide the scores by sqrt(d_head), the size of the last axis of q")
+
+
+def test_attention_head(stage):
+    torch.manual_seed(0)
+    head = stage.AttentionHead(12, 6)
+    x = torch.randn(2, 5, 12)
+    with student_code():
+        out = head(x)
+    expect_shape(out, (2, 5, 6), "head(x)", "(batch, seq, d_head): one mixed value vector per position")
+    first_value = head.W_V(x)[:, 0]
+    expect(torch.allclose(out[:, 0], first_value, atol=1e-5), "position 0 to output its own value W_V(x[:, 0])",
+           "something else", "the first position can only attend to itself: weights @ v, with v = W_V(x)")
+
+
+def test_attention_sees_a_bag_of_predecessors(Model, tiny):
+    """No positions yet: shuffling the earlier tokens leaves the last position's logits unchanged."""
+    torch.manual_seed(0)
+    with student_code():
+        model = Model(tiny).eval()
+        idx = torch.tensor([[5, 9, 2, 7, 3]])
+        shuffled = torch.tensor([[2, 7, 9, 5, 3]])
+        same = torch.allclose(model(idx)[0, -1], model(shuffled)[0, -1], atol=1e-5)
+    expect(same, "the same last-position logits when the earlier tokens are shuffled", "different logits",
+           "stage 04 has no position embeddings: attention sees *which* tokens came before, not where")
+
+
+@pytest.mark.passes_on_stubs  # a stub uses no ready-made attention either; a shortcut fails it
+def test_no_ready_made_attention(stage):
+    expect_no_ready_made_attention(stage)

@@ -1,0 +1,32 @@
+"""Stage 06 checks: the feed-forward layer works on each position alone, and is not linear."""
+import torch
+
+from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
+                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
+from lil_transformy.checking import expect, expect_shape, student_code
+
+
+def test_feed_forward_shape_and_positionwise(stage):
+    torch.manual_seed(0)
+    ffn = stage.FeedForward(8)
+    x = torch.randn(2, 5, 8)
+    with student_code():
+        out = ffn(x)
+        changed = x.clone()
+        changed[:, 2] += 1.0
+        moved = (ffn(changed) - out).abs().amax(dim=(0, 2))  # (seq,)
+    expect_shape(out, (2, 5, 8), "ffn(x)", "widen to 4 * d_model and narrow back: the output has x's shape")
+    others = [t for t in range(5) if t != 2 and moved[t] > 1e-6]
+    expect(not others and moved[2] > 0, "changing position 2 changes the output at position 2 only",
+           f"positions {others} changed too" if others else "position 2 did not change",
+           "the FFN works on every position on its own: no mixing across the sequence")
+
+
+def test_feed_forward_is_not_linear(stage):
+    torch.manual_seed(0)
+    ffn = stage.FeedForward(8)
+    a, b = torch.randn(1, 3, 8), torch.randn(1, 3, 8)
+    with student_code():
+        gap = (ffn(a + b) - ffn(a) - ffn(b) + ffn(torch.zeros_like(a))).abs().max().item()
+    expect(gap > 1e-4, "a nonlinear function: ffn(a + b) - ffn(a) - ffn(b) + ffn(0) != 0", f"a gap of {gap:.2g}",
+           "without the GELU between up and down, two linear layers are one linear layer")

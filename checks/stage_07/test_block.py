@@ -1,0 +1,56 @@
+"""Stage 07 checks: residual connections and pre-norm LayerNorm around attention and the FFN."""
+import torch
+
+from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
+                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
+from lil_transformy.checking import expect, expect_shape, student_code
+
+
+class Zero(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+class Recorder(torch.nn.Module):
+    """Passes its input on, remembering it."""
+
+    def forward(self, x):
+        self.seen = x
+        return torch.zeros_like(x)
+
+
+def make_block(stage, d_model=8):
+    torch.manual_seed(0)
+    return stage.Block(d_model, stage.AttentionHead(d_model, d_model))
+
+
+def test_block_shape(stage):
+    x = torch.randn(2, 5, 8)
+    with student_code():
+        out = make_block(stage)(x)
+    expect_shape(out, (2, 5, 8), "block(x)", "the block keeps the residual stream's shape (batch, seq, d_model)")
+
+
+def test_residual_path(stage):
+    block = make_block(stage)
+    block.attention, block.ffn = Zero(), Zero()
+    x = torch.randn(2, 5, 8)
+    with student_code():
+        out = block(x)
+    expect(torch.allclose(out, x, atol=1e-6), "block(x) == x when attention and FFN output zeros",
+           f"a difference of {(out - x).abs().max().item():.3g}",
+           "add each sublayer's output to its input: x = x + self.attention(self.ln_1(x))")
+
+
+def test_sublayers_see_normalised_input(stage):
+    block = make_block(stage)
+    block.attention, block.ffn = Recorder(), Recorder()
+    x = 5 + 3 * torch.randn(2, 5, 8)
+    with student_code():
+        block(x)
+    for name, sublayer in (("attention", block.attention), ("ffn", block.ffn)):
+        seen = getattr(sublayer, "seen", None)
+        normalised = seen is not None and seen.mean(-1).abs().max() < 1e-4 and (seen.std(-1, unbiased=False) - 1).abs().max() < 1e-2
+        expect(bool(normalised), f"{name} to receive LayerNorm-ed vectors (mean 0, std 1 per position)",
+               "raw, unnormalised vectors" if seen is not None else f"{name} was never called",
+               f"pre-norm: {name}(ln(x)), with ln_1 before attention and ln_2 before the FFN")

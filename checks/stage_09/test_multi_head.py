@@ -1,0 +1,44 @@
+"""Stage 09 checks: multi-head attention splits d_model into heads that attend independently."""
+import pytest
+import torch
+
+from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
+                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
+from checks.attention_checks import expect_no_ready_made_attention
+from lil_transformy.checking import expect, expect_shape, student_code
+
+
+def test_split_heads(stage):
+    attention = stage.MultiHeadAttention(8, 2)
+    x = torch.arange(2 * 3 * 8, dtype=torch.float).view(2, 3, 8)
+    with student_code():
+        heads = attention.split_heads(x)
+    expect_shape(heads, (2, 2, 3, 4), "split_heads(x)", "(batch, n_heads, seq, d_head), d_head = d_model / n_heads")
+    expect(torch.equal(heads[:, 1], x[..., 4:]), "head 1 holds features 4..7 of every position",
+           "another arrangement", "view as (batch, seq, n_heads, d_head), then transpose(1, 2): not a plain view")
+
+
+def test_heads_attend_independently(stage):
+    torch.manual_seed(0)
+    attention = stage.MultiHeadAttention(8, 2)
+    with torch.no_grad():
+        attention.W_O.weight.copy_(torch.eye(8))  # show the heads' outputs as they are
+        attention.W_O.bias.zero_()
+    x = torch.randn(2, 5, 8)
+    with student_code():
+        before = attention(x)
+        with torch.no_grad():
+            attention.W_Q.weight[4:] *= -3  # change head 1's queries only
+        after = attention(x)
+    expect_shape(before, (2, 5, 8), "attention(x)", "(batch, seq, d_model): merge the heads back and project with W_O")
+    head0_moved = (after[..., :4] - before[..., :4]).abs().max().item()
+    head1_moved = (after[..., 4:] - before[..., 4:]).abs().max().item()
+    expect(head0_moved < 1e-5 and head1_moved > 1e-4,
+           "changing head 1's queries moves head 1's output only",
+           f"head 0 moved by {head0_moved:.2g}, head 1 by {head1_moved:.2g}",
+           "each head gets its own slice of q, k and v (split_heads) and its own attention weights")
+
+
+@pytest.mark.passes_on_stubs  # a stub uses no ready-made attention either; a shortcut fails it
+def test_no_ready_made_attention(stage):
+    expect_no_ready_made_attention(stage)
