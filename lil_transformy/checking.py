@@ -14,6 +14,8 @@ import torch
 from .paths import REPO_ROOT
 
 EVOLUTION_REPORT = REPO_ROOT / "reports" / "evolution.json"
+# The same words in another order, ending on the same token: only word order tells them apart.
+WORD_ORDER_PAIR = ("The girl saw the dog.", "The dog saw the girl.")
 
 
 def expect(ok: bool, expected: str, found: str, hint: str) -> None:
@@ -111,6 +113,12 @@ def reference_loss(report: dict, number: str) -> tuple[float, float]:
     """(mean, seed-to-seed spread) of a stage's held-out loss in the reference report."""
     losses = report["stages"][number]["val_loss"]
     return statistics.fmean(losses), max(losses) - min(losses)
+
+
+def word_order_pair(vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """WORD_ORDER_PAIR as two (1, seq) id tensors."""
+    a, b = (torch.as_tensor(vocab.encode(text)).unsqueeze(0) for text in WORD_ORDER_PAIR)
+    return a, b
 
 
 def is_finite(value: float) -> bool:

@@ -1,4 +1,4 @@
-"""The `lil-transformy` command: exercises, vocab, train, evolve."""
+"""The `lil-transformy` command: exercises, vocab, train, evolve, mutants, variants."""
 import argparse
 import os
 import sys
@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("vocab", help="stage 00: the truncated vocabulary and its coverage on the data")
 
+    progress = commands.add_parser("progress", help="your fast checks and losses, stage by stage, on one screen")
+    progress.add_argument("--impl", default="exercises", help="exercises (yours, default), solutions, or a folder")
+
     train = commands.add_parser("train", help="train one stage with the shared budget, print its loss and a sample")
     train.add_argument("stage", help="a stage number, e.g. 05")
     train.add_argument("--impl", default="exercises", help="exercises (yours, default), solutions, or a folder")
@@ -27,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     evolve.add_argument("--seeds", default="0", help="e.g. 0,1,2 (default 0)")
     evolve.add_argument("--impl", default="solutions", help="solutions (default), exercises, or a folder")
     evolve.add_argument("--out", default="runs/evolution", help="folder for evolution.json, .md, .png")
+
+    for kind, what in (("mutants", "realistic mistakes the checks must catch"),
+                       ("variants", "other correct code the checks must pass")):
+        suite = commands.add_parser(kind, help=f"grade every patch in {kind}/: {what}")
+        suite.add_argument("--only", help=f"one of {kind}/*.toml, by name")
 
     args = parser.parse_args(argv)
     if args.data:
@@ -68,6 +76,7 @@ def run_vocab(args) -> int:
 def run_train(args) -> int:
     from dataclasses import replace
 
+    from .progress import record_loss
     from .sampling import sample_text
     from .stages import get_stage, model_class
     from .tokens import load_token_data
@@ -80,6 +89,8 @@ def run_train(args) -> int:
     print(f"stage {stage.number} ({stage.title}): held-out loss {result.val_loss:.3f} "
           f"(perplexity {result.perplexity:.1f}) in {result.seconds:.0f} s")
     print(sample_text(result.model, data.vocab, "Once upon a time", result.config.context))
+    if args.impl == "exercises":
+        record_loss(stage.number, result.val_loss)  # for `lil-transformy progress`
     return 0
 
 
@@ -98,7 +109,20 @@ def run_evolve(args) -> int:
     return 0 if report else 1
 
 
-COMMANDS = {"exercises": run_exercises, "vocab": run_vocab, "train": run_train, "evolve": run_evolve}
+def run_progress(args) -> int:
+    from .progress import show_progress
+
+    return show_progress(args.impl)
+
+
+def run_suite(args) -> int:
+    from .mutants import run_suite as run
+
+    return run(args.command, args.only)
+
+
+COMMANDS = {"exercises": run_exercises, "vocab": run_vocab, "train": run_train, "evolve": run_evolve,
+            "mutants": run_suite, "variants": run_suite, "progress": run_progress}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,6 +25,7 @@ class Config:
     warmup_steps: int = 50  # linear warm-up, then cosine decay to 0 ("constant": no decay)
     schedule: str = "cosine"
     weight_decay: float = 0.0
+    grad_clip: float = 1.0  # largest gradient norm per step (0: no clipping)
     seed: int = 0  # the initial weights and the order of the batches
     device: str = "auto"  # auto = cuda, else mps, else cpu ($LIL_TRANSFORMY_DEVICE overrides auto)
     eval_every: int = 100
@@ -125,6 +126,8 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = T
                                      f"zero, a log of 0, or a mask that hides every position")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             history["step"].append(step + 1)

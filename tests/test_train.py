@@ -69,3 +69,12 @@ def test_generation_never_feeds_more_than_the_context():
 
     out = generate(Recorder(), torch.zeros(1, 3, dtype=torch.long), new_tokens=10, context=4)
     assert out.shape == (1, 13) and max(seen) == 4
+
+
+def test_targets_are_the_next_tokens():
+    from lil_transformy.train import random_windows
+
+    ids = torch.arange(100)
+    x, y = random_windows(ids, replace(SHARED, batch_size=4, context=8), torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (4, 8)
+    assert torch.equal(y, x + 1)  # each target is the token after its input

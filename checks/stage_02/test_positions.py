@@ -3,7 +3,7 @@ import torch
 
 from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
-from lil_transformy.checking import expect, expect_shape, student_code
+from lil_transformy.checking import WORD_ORDER_PAIR, expect, expect_shape, student_code, word_order_pair
 
 
 def test_embedding_adds_one_vector_per_position(stage, tiny):
@@ -20,12 +20,6 @@ def test_embedding_adds_one_vector_per_position(stage, tiny):
            "something else", "add position_embedding(torch.arange(seq)) to the token vectors")
 
 
-def story_pair(token_data):
-    a = token_data.vocab.encode("The girl saw the dog")
-    b = token_data.vocab.encode("The dog saw the girl")
-    return torch.as_tensor(a).unsqueeze(0), torch.as_tensor(b).unsqueeze(0)
-
-
 def test_the_average_hides_word_order(Model, token_data):
     """The lesson: positions are in every vector, yet the average makes word order invisible."""
     from dataclasses import replace
@@ -37,14 +31,14 @@ def test_the_average_hides_word_order(Model, token_data):
     with student_code():
         model = Model(cfg).eval()
         torch.nn.init.normal_(model.embed.position_embedding.weight)  # large positions: if order leaks, it shows
-        girl_dog, dog_girl = (model(ids)[0, -1] for ids in story_pair(token_data))
+        girl_dog, dog_girl = (model(ids)[0, -1] for ids in word_order_pair(token_data.vocab))
         no_positions = Model(cfg).eval()
         no_positions.load_state_dict(model.state_dict())
         torch.nn.init.zeros_(no_positions.embed.position_embedding.weight)
-        without = no_positions(story_pair(token_data)[0])[0, -1]
+        without = no_positions(word_order_pair(token_data.vocab)[0])[0, -1]
     expect(not torch.allclose(girl_dog, without, atol=1e-4), "the positions to change the logits",
            "the same logits with every position vector zeroed", "does forward() use self.embed (tokens + positions)?")
     expect(torch.allclose(girl_dog, dog_girl, atol=1e-4),
-           "the same next-token logits for 'The girl saw the dog' and 'The dog saw the girl'",
+           "the same next-token logits for {!r} and {!r}".format(*WORD_ORDER_PAIR),
            f"logits that differ by up to {(girl_dog - dog_girl).abs().max():.2g}",
            "mean(token + position) = mean(token) + mean(position): average the sum, as stage 01 does")

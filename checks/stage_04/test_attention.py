@@ -50,12 +50,15 @@ def test_attention_head(stage):
     torch.manual_seed(0)
     head = stage.AttentionHead(12, 6)
     x = torch.randn(2, 5, 12)
+    same = x[:, :1].expand(2, 5, 12)  # every position holds the same vector
     with student_code():
         out = head(x)
+        out_same = head(same)
     expect_shape(out, (2, 5, 6), "head(x)", "(batch, seq, d_head): one mixed value vector per position")
-    first_value = head.W_V(x)[:, 0]
-    expect(torch.allclose(out[:, 0], first_value, atol=1e-5), "position 0 to output its own value W_V(x[:, 0])",
-           "something else", "the first position can only attend to itself: weights @ v, with v = W_V(x)")
+    expect(torch.allclose(out_same, out_same[:, :1].expand_as(out_same), atol=1e-5) and torch.allclose(
+        out_same[:, 0], out[:, 0], atol=1e-5), "when every position holds the same vector, every output is the same "
+        "(a weighted mix of identical values) and equals position 0's", "outputs that differ",
+        "the output is attention_weights(q, k) @ v: rows of weights that sum to 1, times the values v = W_V(x)")
 
 
 def test_attention_sees_a_bag_of_predecessors(Model, tiny):
