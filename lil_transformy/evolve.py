@@ -49,16 +49,21 @@ def evolve(stages: list[Stage], seeds: list[int], out: Path, impl: str = "soluti
             "sample": sample_text(result.model, data.vocab, PROMPT, result.config.context, seed=seed)})
         entry["val_loss"].append(round(result.val_loss, 4))
         entry["seconds"].append(round(result.seconds, 1))
+        write_json(report, out)  # what is done so far survives an interruption
     report["seconds"] = round(time.perf_counter() - started, 1)
     write_report(report, out)
     return report
 
 
-def write_report(report: dict, out: Path) -> None:
+def write_json(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "evolution.json.tmp"
     tmp.write_text(json.dumps(report, indent=1) + "\n")
     tmp.replace(out / "evolution.json")
+
+
+def write_report(report: dict, out: Path) -> None:
+    write_json(report, out)
     (out / "evolution.md").write_text(markdown_table(report))
     evolution_figure(report).savefig(out / "evolution.png", dpi=110)
 

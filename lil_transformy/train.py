@@ -19,12 +19,12 @@ class Config:
     """What a model is and how it is trained. SHARED below is the one budget every stage gets."""
     d_model: int = 64
     context: int = 32  # tokens a model sees at once
-    batch_size: int = 64
+    batch_size: int = 32
     steps: int = 1000
     lr: float = 1e-2  # peak learning rate
     warmup_steps: int = 50  # linear warm-up, then cosine decay to 0 ("constant": no decay)
     schedule: str = "cosine"
-    weight_decay: float = 0.0
+    weight_decay: float = 0.1  # AdamW's decoupled decay, on every parameter
     grad_clip: float = 1.0  # largest gradient norm per step (0: no clipping)
     seed: int = 0  # the initial weights and the order of the batches
     device: str = "auto"  # auto = cuda, else mps, else cpu ($LIL_TRANSFORMY_DEVICE overrides auto)
