@@ -10,7 +10,7 @@ from torch import nn
 from .stage_04_attention import attention_weights
 from .stage_08_stacked import StackedLM
 
-N_HEADS = 2
+N_HEADS = 4
 
 
 class MultiHeadAttention(nn.Module):

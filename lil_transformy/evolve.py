@@ -28,15 +28,17 @@ def unigram_loss(data: TokenData) -> float:
 def evolve(stages: list[Stage], seeds: list[int], out: Path, impl: str = "solutions",
            cfg: Config = SHARED) -> dict:
     data = load_token_data()
+    config = {**config_dict(cfg), "seeds": seeds, "vocab_size": data.vocab.size,
+              "train_tokens": len(data.train), "heldout_tokens": len(data.heldout),
+              "data_fingerprint": data.fingerprint, "device": str(pick_device(cfg.device)),
+              "torch": torch.__version__, "impl": impl}
     report = {
-        "config": {**config_dict(cfg), "seeds": seeds, "vocab_size": data.vocab.size,
-                   "train_tokens": len(data.train), "heldout_tokens": len(data.heldout),
-                   "data_fingerprint": data.fingerprint, "device": str(pick_device(cfg.device)),
-                   "torch": torch.__version__, "impl": impl},
+        "config": config,
         "unigram_loss": unigram_loss(data),
-        "stages": {},
+        "stages": earlier_stages(out, config, [s.number for s in stages]),
     }
     started = time.perf_counter()
+    started_with = set(report["stages"])
     runs = tqdm([(stage, seed) for stage in stages for seed in seeds], desc="evolve", unit="model")
     for stage, seed in runs:
         runs.set_postfix(stage=stage.number, seed=seed)
@@ -50,9 +52,26 @@ def evolve(stages: list[Stage], seeds: list[int], out: Path, impl: str = "soluti
         entry["val_loss"].append(round(result.val_loss, 4))
         entry["seconds"].append(round(result.seconds, 1))
         write_json(report, out)  # what is done so far survives an interruption
+    report["stages"] = dict(sorted(report["stages"].items()))
     report["seconds"] = round(time.perf_counter() - started, 1)
+    report["kept_from_earlier_run"] = sorted(started_with)
     write_report(report, out)
     return report
+
+
+def earlier_stages(out: Path, config: dict, rerun: list[str]) -> dict:
+    """The other stages of a report already in `out`, made with exactly this config, data and torch.
+
+    Training is deterministic, so re-running only the stages that changed gives the same report
+    as re-running all of them.
+    """
+    path = out / "evolution.json"
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    if earlier.get("config") != config:
+        return {}
+    return {number: entry for number, entry in earlier["stages"].items() if number not in rerun}
 
 
 def write_json(report: dict, out: Path) -> None:

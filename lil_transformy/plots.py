@@ -22,7 +22,7 @@ def evolution_figure(report: dict):
     for n, s in stages.items():
         curves.plot(s["history"]["step"], s["history"]["val_loss"], label=f"{n} {s['title']}")
     curves.set_xlabel("training step")
-    curves.set_ylabel("held-out loss (sample)")
+    curves.set_ylabel("held-out loss (first 8,192 held-out tokens)")
     curves.set_title("Learning curves (seed 0)")
     curves.legend(fontsize=7, ncol=2)
     fig.tight_layout()

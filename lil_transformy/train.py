@@ -41,7 +41,7 @@ class TrainResult:
     config: Config
     val_loss: float  # mean next-token loss on the whole held-out split
     seconds: float
-    history: dict = field(default_factory=dict)  # step, train_loss, val_loss (held-out sample)
+    history: dict = field(default_factory=dict)  # step, train_loss (one batch), val_loss (first 8,192 held-out tokens)
 
     @property
     def perplexity(self) -> float:

@@ -37,8 +37,9 @@ def test_wrong_logits_shape_is_a_clear_error(token_data):
         def forward(self, idx):
             return self.w(idx[:, -1:].float())  # (batch, vocab): forgot the sequence
 
-    with pytest.raises(LilTransformyError, match=r"logits of shape \(batch, seq, vocab\) = \(64, 32, vocab\), "
-                                                 r"but returned \(64, 3433\)"):
+    batch, seq = QUICK.batch_size, QUICK.context
+    with pytest.raises(LilTransformyError, match=rf"logits of shape \(batch, seq, vocab\) = \({batch}, {seq}, vocab\), "
+                                                 rf"but returned \({batch}, 3433\)"):
         train(Flat, token_data, QUICK, progress=False)
 
 
