@@ -11,10 +11,12 @@ def test_two_blocks_with_their_own_weights(Model, tiny):
     with student_code():
         model = Model(tiny)
     blocks = [m for m in model.modules() if type(m).__name__ == "Block"]
-    expect(len(blocks) == 2, "2 blocks", f"{len(blocks)}", "an nn.ModuleList of N_BLOCKS Block(...)s")
+    expect(len(blocks) == 2, "2 distinct Block modules", f"{len(blocks)}",
+           "build a new Block for each entry, [Block(...) for _ in range(N_BLOCKS)]: [block] * N_BLOCKS lists "
+           "one block twice, and the two share their weights")
     shared = {id(p) for p in blocks[0].parameters()} & {id(p) for p in blocks[1].parameters()}
     expect(not shared, "two blocks with separate parameters", f"{len(shared)} parameter tensors shared",
-           "build a new Block for each entry: [Block(...) for _ in range(N_BLOCKS)], not [block] * N_BLOCKS")
+           "give each block its own modules: call self.make_attention(cfg) once per block")
 
 
 def test_every_block_runs_once_in_order(Model, tiny):
