@@ -9,13 +9,13 @@ def evolution_figure(report: dict):
     """Left: held-out loss per stage (one dot per seed). Right: the loss curves of seed 0."""
     stages = report["stages"]
     fig, (ladder, curves) = plt.subplots(1, 2, figsize=(13, 4.5))
-    labels = [f"{n}\n{s['title']}" for n, s in stages.items()]
+    labels = [f"{n} {s['title']}" for n, s in stages.items()]
     for i, s in enumerate(stages.values()):
         ladder.scatter([i] * len(s["val_loss"]), s["val_loss"], color="tab:blue", s=18)
     ladder.plot(range(len(stages)), [sum(s["val_loss"]) / len(s["val_loss"]) for s in stages.values()],
                 color="tab:blue", alpha=0.5)
     ladder.axhline(report["unigram_loss"], color="gray", linestyle=":", label="unigram baseline")
-    ladder.set_xticks(range(len(stages)), labels, fontsize=8)
+    ladder.set_xticks(range(len(stages)), labels, fontsize=8, rotation=30, ha="right")
     ladder.set_ylabel("held-out loss (nats / token)")
     ladder.set_title("From amoeba to duck: every stage, the same data and budget")
     ladder.legend()
