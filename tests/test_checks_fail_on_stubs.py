@@ -26,11 +26,11 @@ def test_ready_made_attention_is_caught(tmp_path):
     import pytest
     from _pytest.outcomes import Failed
 
-    from checks.attention_checks import expect_no_ready_made_attention
+    from checks.attention_checks import expect_nothing_ready_made
     from lil_transformy.stages import load_stage_module
 
     (tmp_path / "stage_04_attention.py").write_text(
         "import torch.nn.functional as F\n\ndef attention(q, k, v):\n"
         "    return F.scaled_dot_product_attention(q, k, v, is_causal=True)\n")
     with pytest.raises(Failed, match="scaled_dot_product_attention"):
-        expect_no_ready_made_attention(load_stage_module("04", str(tmp_path)))
+        expect_nothing_ready_made(load_stage_module("04", str(tmp_path)))

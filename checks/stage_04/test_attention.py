@@ -6,7 +6,7 @@ import torch
 
 from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
-from checks.attention_checks import expect_no_ready_made_attention
+from checks.attention_checks import expect_nothing_ready_made
 from lil_transformy.checking import expect, expect_shape, student_code
 
 
@@ -75,4 +75,4 @@ def test_attention_sees_a_bag_of_predecessors(Model, tiny):
 
 @pytest.mark.passes_on_stubs  # a stub uses no ready-made attention either; a shortcut fails it
 def test_no_ready_made_attention(stage):
-    expect_no_ready_made_attention(stage)
+    expect_nothing_ready_made(stage)

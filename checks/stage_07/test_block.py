@@ -1,8 +1,10 @@
 """Stage 07 checks: residual connections and pre-norm LayerNorm around attention and the FFN."""
+import pytest
 import torch
 
 from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
+from checks.attention_checks import expect_nothing_ready_made
 from lil_transformy.checking import expect, expect_shape, student_code
 
 
@@ -54,3 +56,8 @@ def test_sublayers_see_normalised_input(stage):
         expect(bool(normalised), f"{name} to receive LayerNorm-ed vectors (mean 0, std 1 per position)",
                "raw, unnormalised vectors" if seen is not None else f"{name} was never called",
                f"pre-norm: {name}(ln(x)), with ln_1 before attention and ln_2 before the FFN")
+
+
+@pytest.mark.passes_on_stubs  # a stub uses no ready-made block either; a shortcut fails it
+def test_no_ready_made_block(stage):
+    expect_nothing_ready_made(stage)
