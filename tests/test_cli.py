@@ -1,0 +1,29 @@
+import pytest
+
+from lil_transformy.cli import main
+from lil_transformy.paths import DATA_ENV
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "12"], "there is no stage '12'"),
+    (["train", "03", "--impl", "nope"], "unknown implementation 'nope'"),
+    (["evolve", "--seeds", "0,x"], "--seeds takes numbers"),
+    (["--data", "/nowhere", "vocab"], "data folder /nowhere does not exist"),
+])
+def test_bad_input_is_one_line_and_a_non_zero_exit(argv, message, capsys, monkeypatch, token_data_dir):
+    monkeypatch.setenv(DATA_ENV, token_data_dir)  # restored afterwards: --data sets it for the process
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_exercises_check_passes_on_the_committed_exercises(capsys):
+    assert main(["exercises", "--check"]) == 0
+    assert "in sync" in capsys.readouterr().out
+
+
+def test_progress_shows_every_stage(capsys):
+    assert main(["progress", "--impl", "solutions"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("00") and "done" in lines[1]
+    assert lines[10].startswith("09") and "done" in lines[10] and "3.485" in lines[10]
