@@ -4,7 +4,6 @@ Checks (checks/stage_NN/) grade a student's code; they call these so every stage
 failures the same way: what was expected, what was found, a hint.
 """
 import json
-import math
 import statistics
 from contextlib import contextmanager
 
@@ -119,7 +118,3 @@ def word_order_pair(vocab) -> tuple[torch.Tensor, torch.Tensor]:
     """WORD_ORDER_PAIR as two (1, seq) id tensors."""
     a, b = (torch.as_tensor(vocab.encode(text)).unsqueeze(0) for text in WORD_ORDER_PAIR)
     return a, b
-
-
-def is_finite(value: float) -> bool:
-    return isinstance(value, float) and math.isfinite(value)
