@@ -1,9 +1,12 @@
 """Stage 02 checks: token + position embeddings, and why an average hides the positions."""
+from dataclasses import replace
+
 import torch
 
 from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
 from lil_transformy.checking import WORD_ORDER_PAIR, expect, expect_shape, student_code, word_order_pair
+from lil_transformy.train import SHARED
 
 
 def test_embedding_adds_one_vector_per_position(stage, tiny):
@@ -22,10 +25,6 @@ def test_embedding_adds_one_vector_per_position(stage, tiny):
 
 def test_the_average_hides_word_order(Model, token_data):
     """The lesson: positions are in every vector, yet the average makes word order invisible."""
-    from dataclasses import replace
-
-    from lil_transformy.train import SHARED
-
     torch.manual_seed(0)
     cfg = replace(SHARED, vocab_size=token_data.vocab.size)
     with student_code():
