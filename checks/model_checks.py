@@ -11,13 +11,14 @@ import torch
 from lil_transformy.checking import (embedding_gradient_leak, expect, expect_shape, first_future_leak_by_perturbation,
                                      reference_loss, student_code)
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.stages import STAGES, get_stage
+from lil_transformy.stages import DETOURS, STAGES, get_stage
 from lil_transformy.train import SHARED, train
 
 NO_PEEKING_HINT = {
     "01": "causal_average must average x[:, :t + 1] only: a plain x.mean(dim=1) averages the whole sequence",
     "02": "causal_average (your stage 01) must average x[:, :t + 1] only",
     "03": "a bigram's logits at position t come from token t alone: no mixing across positions",
+    "03b": "window(x, n) at position t holds x[t - n + 1], ..., x[t]: pad in front, never behind",
 }
 ATTENTION_HINT = "does attention_weights set the scores above the diagonal to -inf *before* the softmax?"
 POSITIONS_ADD_NOTHING_TOLERANCE = 0.05  # stage 02 may differ from stage 01 by at most this (nats)
@@ -33,6 +34,7 @@ def build(Model, cfg):
         return Model(cfg).eval()
 
 
+@pytest.mark.shapes
 @pytest.mark.parametrize("batch, seq", [(1, 1), (2, 5), (3, 8)])
 def test_logits_shape(Model, tiny, batch, seq):
     model = build(Model, tiny)
@@ -52,16 +54,19 @@ def no_peeking(request, model, idx, vocab_size):
                NO_PEEKING_HINT.get(stage_of(request), ATTENTION_HINT))
 
 
+@pytest.mark.causality
 def test_no_peeking_by_perturbation(request, Model, tiny):
     no_peeking(request, build(Model, tiny), torch.randint(tiny.vocab_size, (2, tiny.context)), tiny.vocab_size)
 
 
+@pytest.mark.causality
 def test_no_peeking_on_a_real_story(request, Model, token_data):
     cfg = replace(SHARED, vocab_size=token_data.vocab.size)
     story = token_data.heldout[: cfg.context].unsqueeze(0)  # (1, context): the first held-out tokens
     no_peeking(request, build(Model, cfg), story, cfg.vocab_size)
 
 
+@pytest.mark.causality
 def test_no_peeking_by_gradient(request, Model, tiny):
     model = build(Model, tiny).train()
     with student_code():
@@ -84,7 +89,9 @@ def test_loss_on_the_ladder(request, Model, token_data, reference):
         except LilTransformyError as error:
             pytest.fail(f"training your stage {number} failed: {error}", pytrace=False)
     loss = result.val_loss
-    previous = STAGES[STAGES.index(get_stage(number)) - 1]
+    stage = get_stage(number)
+    # a detour (03b) branches off the ladder stage its number starts with; a ladder stage follows the one before
+    previous = get_stage(number[:2]) if stage in DETOURS else STAGES[STAGES.index(stage) - 1]
     if number == "01":
         baseline = reference["unigram_loss"]
         expect(loss < baseline, f"a held-out loss below the unigram baseline {baseline:.3f}",

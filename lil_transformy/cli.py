@@ -1,4 +1,4 @@
-"""The `lil-transformy` command: exercises, vocab, progress, train, evolve, mutants, variants."""
+"""The `lil-transformy` command: exercises, vocab, progress, train, evolve, strip-notebooks, mutants, variants."""
 import argparse
 import os
 import sys
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     evolve.add_argument("--seeds", default="0", help="e.g. 0,1,2 (default 0)")
     evolve.add_argument("--impl", default="solutions", help="solutions (default), exercises, or a folder")
     evolve.add_argument("--out", default="runs/evolution", help="folder for evolution.json, .md, .png")
+
+    commands.add_parser("strip-notebooks", help="remove outputs from notebooks/*.ipynb before committing (maintainers)")
 
     for kind, what in (("mutants", "realistic mistakes the checks must catch"),
                        ("variants", "other correct code the checks must pass")):
@@ -115,6 +117,15 @@ def run_progress(args) -> int:
     return show_progress(args.impl)
 
 
+def run_strip_notebooks(args) -> int:
+    from .notebook_files import NOTEBOOKS, strip
+
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        if strip(path):
+            print(f"stripped {path.name}")
+    return 0
+
+
 def run_suite(args) -> int:
     from .mutants import run_suite as run
 
@@ -122,7 +133,8 @@ def run_suite(args) -> int:
 
 
 COMMANDS = {"exercises": run_exercises, "vocab": run_vocab, "train": run_train, "evolve": run_evolve,
-            "mutants": run_suite, "variants": run_suite, "progress": run_progress}
+            "mutants": run_suite, "variants": run_suite, "progress": run_progress,
+            "strip-notebooks": run_strip_notebooks}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,8 +1,5 @@
 """Plots a person would rather look at than read."""
-import matplotlib
-
-matplotlib.use("Agg")  # files only; notebooks show them inline
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # headless, matplotlib picks Agg itself; in a notebook, figures show inline
 
 
 def evolution_figure(report: dict):

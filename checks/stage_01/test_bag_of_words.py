@@ -1,4 +1,5 @@
 """Stage 01 checks: causal_average, and the bag-of-words model (shapes, causality, loss)."""
+import pytest
 import torch
 
 from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
@@ -16,6 +17,7 @@ def test_causal_average_values(stage):
            "position t averages x[:, 0], ..., x[:, t]: t + 1 vectors, not seq")
 
 
+@pytest.mark.causality
 def test_causal_average_never_looks_ahead(stage):
     with student_code():
         leak = first_future_leak_by_gradient(stage.causal_average, torch.randn(2, 6, 4))

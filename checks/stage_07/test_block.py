@@ -26,6 +26,7 @@ def make_block(stage, d_model=8):
     return stage.Block(d_model, stage.AttentionHead(d_model, d_model))
 
 
+@pytest.mark.shapes
 def test_block_shape(stage):
     x = torch.randn(2, 5, 8)
     with student_code():

@@ -1,0 +1,151 @@
+"""What the stage notebooks share: one call per step of a lesson, so a notebook holds the story.
+
+A notebook never defines a model component: it imports the student's (or the reference's)
+stage module, trains it with the shared loop, and looks at it with these helpers.
+"""
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import replace
+
+import matplotlib.pyplot as plt
+import torch
+
+from . import stages
+from .checking import EVOLUTION_REPORT, reference_report, word_order_pair
+from .evolve import PROMPT
+from .sampling import sample_text
+from .tokens import TokenData
+from .train import SHARED, Config, TrainResult, train
+
+QUICK_ENV = "LIL_TRANSFORMY_QUICK"  # "1": a short run, for CI and a first look on a laptop
+QUICK = replace(SHARED, steps=200, warmup_steps=20, eval_every=25)
+PROMPTS = (PROMPT, "Tom and his dog went to the park. The dog", "The sun was")
+
+
+def budget() -> Config:
+    """The shared training budget, or its quick version when $LIL_TRANSFORMY_QUICK=1."""
+    return QUICK if os.environ.get(QUICK_ENV) == "1" else SHARED
+
+
+def train_stage(number: str, impl: str, data: TokenData, model_class=None, label: str | None = None) -> TrainResult:
+    """Train stage `number` of `impl` (or `model_class`) with the budget; print its held-out loss."""
+    cfg = budget()
+    model_class = model_class or stages.model_class(number, impl)
+    label = label or f"stage {number}"
+    result = train(model_class, data, cfg, label=label)
+    mode = "quick mode, " if cfg is QUICK else ""
+    print(f"{label}: held-out loss {result.val_loss:.3f} (perplexity {result.perplexity:.0f}) "
+          f"after {cfg.steps} steps ({mode}{result.seconds:.0f} s)")
+    return result
+
+
+def plot_learning_curves(results: dict[str, TrainResult], earlier: list[str]) -> None:
+    """Held-out loss during training: these runs (solid) against the reference runs of `earlier` stages (dotted)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    report = reference_report() if EVOLUTION_REPORT.exists() else {"stages": {}}
+    for number in earlier:
+        entry = report["stages"].get(number)
+        if entry:
+            ax.plot(entry["history"]["step"], entry["history"]["val_loss"], linestyle=":",
+                    label=f"{number} {entry['title']} (reference, {SHARED.steps} steps)")
+    for label, result in results.items():
+        ax.plot(result.history["step"], result.history["val_loss"], linewidth=2.5, label=label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("held-out loss (nats / token)")
+    ax.set_title("Learning curves: same data, same budget, only the architecture changes")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+
+
+def show_samples(result: TrainResult, vocab, prompts=PROMPTS, seed: int = 0) -> None:
+    """What the trained model writes after each prompt (temperature 0.8, top 50)."""
+    for prompt in prompts:
+        text = sample_text(result.model, vocab, prompt, result.config.context, seed=seed)
+        print(f"{prompt!r}\n  -> {text[len(prompt):]!r}\n")
+
+
+@torch.no_grad()
+def next_token_table(model, vocab, texts, k: int = 5) -> None:
+    """The k most likely next tokens after each text, side by side."""
+    model.eval()
+    device = next(model.parameters()).device
+    for text in texts:
+        ids = torch.as_tensor(vocab.encode(text)).unsqueeze(0).to(device)  # (1, seq)
+        probs = torch.softmax(model(ids)[0, -1], dim=-1)  # (vocab,)
+        top = torch.topk(probs, k)
+        guesses = ", ".join(f"{vocab.decode([i])!r} {p:.3f}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+        print(f"{text!r:28} -> {guesses}")
+
+
+@torch.no_grad()
+def word_order_difference(model, vocab) -> float:
+    """The largest difference between the last-position logits of the word-order pair."""
+    model.eval()
+    device = next(model.parameters()).device
+    a, b = word_order_pair(vocab)
+    return float((model(a.to(device))[0, -1] - model(b.to(device))[0, -1]).abs().max())
+
+
+@contextmanager
+def recorded_attention(model):
+    """Collect every attention_weights(q, k) result of one forward pass, in call order.
+
+    Attention modules call the stage-04 function `attention_weights` by name; for the length of the
+    `with`, every stage module the model's layers come from gets a recording wrapper under that name.
+    """
+    recorded = []
+    modules = {sys.modules[type(m).__module__] for m in model.modules()}
+    originals = {module: module.attention_weights for module in modules if hasattr(module, "attention_weights")}
+
+    def wrap(original):
+        def recording(q, k):
+            weights = original(q, k)
+            recorded.append(weights.detach().cpu())
+            return weights
+        return recording
+
+    for module, original in originals.items():
+        module.attention_weights = wrap(original)
+    try:
+        yield recorded
+    finally:
+        for module, original in originals.items():
+            module.attention_weights = original
+
+
+@torch.no_grad()
+def plot_attention(model, vocab, ids: torch.Tensor) -> None:
+    """Heat maps of every head's weights on the token `ids` (seq,): row = the position attending, column = where it looks."""
+    model.eval()
+    device = next(model.parameters()).device
+    ids = ids[: SHARED.context]
+    with recorded_attention(model) as recorded:
+        model(ids.unsqueeze(0).to(device))
+    maps = [(layer, head, weights[0, head] if weights.dim() == 4 else weights[0])
+            for layer, weights in enumerate(recorded) for head in range(weights.shape[1] if weights.dim() == 4 else 1)]
+    tokens = [vocab.decode([i]) for i in ids.tolist()]
+    cols = min(len(maps), 2)
+    rows = (len(maps) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 6 * rows), squeeze=False)
+    for ax, (layer, head, weights) in zip(axes.flat, maps):
+        ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
+        ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
+        ax.set_title(f"block {layer + 1}, head {head + 1}" if len(maps) > 1 else "attention weights")
+    for ax in list(axes.flat)[len(maps):]:
+        ax.axis("off")
+    fig.tight_layout()
+
+
+def plot_coverage(curve, vocab_size: int, coverage: float) -> None:
+    """Stage 00: the share of the corpus the k most frequent token types cover."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(range(1, len(curve) + 1), curve)
+    ax.axvline(vocab_size, color="tab:red", linestyle=":", label=f"{vocab_size:,} ids cover {coverage:.1%}")
+    ax.set_xscale("log")
+    ax.set_xlabel("the k most frequent GPT-2 token types")
+    ax.set_ylabel("share of the training tokens covered")
+    ax.set_title("A few thousand token types cover almost all of TinyStories")
+    ax.legend()
+    fig.tight_layout()
