@@ -1,4 +1,4 @@
-"""The `lil-transformy` command: exercises, vocab, progress, train, evolve, strip-notebooks, mutants, variants."""
+"""The `lil-transformy` command: exercises, vocab, progress, train, evolve, course, strip-notebooks, mutants, variants."""
 import argparse
 import os
 import sys
@@ -30,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     evolve.add_argument("--seeds", default="0", help="e.g. 0,1,2 (default 0)")
     evolve.add_argument("--impl", default="solutions", help="solutions (default), exercises, or a folder")
     evolve.add_argument("--out", default="runs/evolution", help="folder for evolution.json, .md, .png")
+
+    course = commands.add_parser("course", help="an nbgrader course from the stages (instructors)")
+    course.add_argument("action", choices=["build", "demo"],
+                        help="build: the course folder and its releases; demo: build, then grade three students "
+                             "(reference, stub, broken) end to end and print the grades")
+    course.add_argument("dir", help="the course folder to create")
+    course.add_argument("--stages", default="00-09", help="e.g. 00,03,05 (default 00-09, the 03b detour included)")
 
     commands.add_parser("strip-notebooks", help="remove outputs from notebooks/*.ipynb before committing (maintainers)")
 
@@ -117,6 +124,22 @@ def run_progress(args) -> int:
     return show_progress(args.impl)
 
 
+def run_course(args) -> int:
+    from pathlib import Path
+
+    from . import course
+    from .stages import parse_stages
+
+    stages, root = parse_stages(args.stages, detours=True), Path(args.dir)
+    if args.action == "build":
+        groups = course.build(root, stages)
+        for number, names in groups.items():
+            print(f"stage_{number}: graded groups {', '.join(names)}")
+        print(f"course in {root}: students get {root / 'release'}; grade with `nbgrader autograde stage_NN` there")
+        return 0
+    return 0 if course.demo(root, stages) else 1
+
+
 def run_strip_notebooks(args) -> int:
     from .notebook_files import NOTEBOOKS, strip
 
@@ -134,7 +157,7 @@ def run_suite(args) -> int:
 
 COMMANDS = {"exercises": run_exercises, "vocab": run_vocab, "train": run_train, "evolve": run_evolve,
             "mutants": run_suite, "variants": run_suite, "progress": run_progress,
-            "strip-notebooks": run_strip_notebooks}
+            "strip-notebooks": run_strip_notebooks, "course": run_course}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -48,13 +48,14 @@ def get_stage(number: str) -> Stage:
                              f"{', '.join(s.number for s in STAGES + DETOURS)}")
 
 
-def parse_stages(text: str) -> list[Stage]:
-    """'01-09', '03,05', '7' -> stages."""
+def parse_stages(text: str, detours: bool = False) -> list[Stage]:
+    """'01-09', '03,05', '7' -> stages (with detours: '03-04' includes 03b)."""
+    pool = sorted(STAGES + DETOURS, key=lambda s: s.number) if detours else STAGES
     chosen = []
     for part in text.split(","):
         first, _, last = part.strip().partition("-")
         low, high = get_stage(first), get_stage(last or first)
-        chosen += [s for s in STAGES if low.number <= s.number <= high.number and s not in chosen]
+        chosen += [s for s in pool if low.number <= s.number <= high.number and s not in chosen]
     return chosen
 
 

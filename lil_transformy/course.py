@@ -1,0 +1,215 @@
+"""An nbgrader course from the stages: `lil-transformy course build DIR` and `course demo DIR`.
+
+Each stage is an assignment, source/stage_NN/: the stage's notebook (IMPL switched to the
+assignment folder) ending in locked graded cells, the stage's *exercise* module (the stub; nbgrader
+copies .py files as they are, so the solution module must never be there) and the reference
+modules of the earlier stages it imports. A student may replace those with their own: stages build
+on each other, and a submission is graded as submitted (nbgrader must not overwrite its modules).
+A graded cell runs one group of the stage's pytest checks (lil_transformy.grading).
+"""
+import contextlib
+import csv
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .errors import LilTransformyError
+from .exercises import expected_exercises
+from .grading import GROUPS
+from .mutants import apply, read_patches
+from .notebook import QUICK_ENV
+from .notebook_files import notebook_path, read, with_impl
+from .paths import DATA_ENV, REPO_ROOT
+from .stages import Stage
+
+COURSE_ID = "lil-transformy"
+CELL_TIMEOUT = 600  # seconds; above every group's own limit, so a stuck check reports itself first
+BROKEN_ATTENTION = "no_causal_mask"  # mutants/no_causal_mask.toml: the `broken` student's stage 04
+STUDENTS = ("reference", "stub", "broken")
+
+CONFIG = '''"""nbgrader configuration of the Lil Transformy course (written by `lil-transformy course build`)."""
+import os
+
+c = get_config()  # noqa: F821 (nbgrader provides it)
+c.CourseDirectory.course_id = {course_id!r}
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+# A graded cell runs its checks in a separate process with its own time limit (at most {longest} s, the
+# loss check); the cell limit is above it, so a stuck submission says why instead of timing out here.
+c.Execute.timeout = {cell_timeout}
+c.Execute.interrupt_on_timeout = True
+# The story cells before the grade train briefly while grading; the graded loss check always uses the
+# full shared budget, whatever this says.
+os.environ.setdefault({quick_env!r}, "1")
+{data_line}# nbgrader copies the source's .py files over a submission before grading: the stub over the student's
+# code. A submission is graded as submitted: its own stage module and the earlier stages it carries.
+c.Autograde.exclude_overwriting = {exclude!r}
+'''
+
+
+def stage_modules(stage: Stage) -> list[str]:
+    """The .py files of the stage's assignment: its own module and the earlier stages it imports."""
+    return [f"{module}.py" for module in [stage.module] + stage_dependencies(stage)]
+
+
+def stage_dependencies(stage: Stage) -> list[str]:
+    """The module names stage `stage` imports from earlier stages, transitively (e.g. 05: 01, 02, 04)."""
+    found, todo = set(), [stage.module]
+    while todo:
+        source = (REPO_ROOT / "solutions" / f"{todo.pop()}.py").read_text(encoding="utf-8")
+        for name in re.findall(r"^from \.(stage_\w+) import", source, re.MULTILINE):
+            if name not in found:
+                found.add(name)
+                todo.append(name)
+    return sorted(found)
+
+
+def graded_groups(stages: list[Stage]) -> dict[str, list[str]]:
+    """{stage number: the groups its checks fall in}, from pytest's own collection of checks/."""
+
+    class Collector:
+        def __init__(self):
+            self.groups = {}
+
+        def pytest_collection_finish(self, session):
+            for item in session.items:
+                number = item.path.parent.name.removeprefix("stage_")
+                for group, spec in GROUPS.items():
+                    if item.get_closest_marker(spec.marker):
+                        self.groups.setdefault(number, set()).add(group)
+
+    collector = Collector()
+    paths = [str(REPO_ROOT / "checks" / f"stage_{s.number}") for s in stages]
+    with contextlib.redirect_stdout(io.StringIO()):  # the list of checks is not news
+        code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", f"--rootdir={REPO_ROOT}",
+                            "--impl=solutions", *paths], plugins=[collector])
+    if code != 0:
+        raise LilTransformyError(f"pytest could not collect the checks of {', '.join(paths)}")
+    return {s.number: [g for g in GROUPS if g in collector.groups.get(s.number, ())] for s in stages}
+
+
+def graded_cell(number: str, group: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(f'from lil_transformy.grading import grade\n\ngrade("{number}", "{group}")')
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": f"stage_{number}_{group}", "locked": True,
+                                 "points": GROUPS[group].points, "schema_version": 3, "solution": False,
+                                 "task": False}
+    return cell
+
+
+def course_notebook(stage: Stage, groups: list[str]) -> nbformat.NotebookNode:
+    notebook = with_impl(read(notebook_path(stage.number)), ".")  # the modules beside the notebook
+    notebook.cells.append(nbformat.v4.new_markdown_cell(
+        f"## Your grade\nEach cell below runs one group of the checks you can run yourself with "
+        f"`pytest checks/stage_{stage.number}`, on `{stage.module}.py` in this folder: "
+        + ", ".join(f"{g} ({GROUPS[g].points} point{'s' * (GROUPS[g].points > 1)})" for g in groups)
+        + ". A failing check prints what was expected, what was found and a hint. Do not edit these cells: "
+          "the grader restores them."))
+    notebook.cells += [graded_cell(stage.number, group) for group in groups]
+    for i, cell in enumerate(notebook.cells):
+        cell.id = f"stage-{stage.number}-{i:02d}"
+    return notebook
+
+
+def write_source(folder: Path, stage: Stage, groups: list[str]) -> None:
+    folder.mkdir(parents=True)
+    stubs = expected_exercises()
+    (folder / f"{stage.module}.py").write_text(stubs[f"{stage.module}.py"], encoding="utf-8")
+    for module in stage_dependencies(stage):  # earlier stages: the reference, unless the student brings theirs
+        shutil.copy(REPO_ROOT / "solutions" / f"{module}.py", folder)
+    nbformat.write(course_notebook(stage, groups), folder / f"stage_{stage.number}.ipynb")
+
+
+def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run one nbgrader command in the course folder; raise with its log when it fails."""
+    bin_dir = str(Path(sys.executable).parent)  # nbgrader calls `alembic` by name: this environment's
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise LilTransformyError(f"nbgrader {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return done
+
+
+def build(root: Path, stages: list[Stage]) -> dict[str, list[str]]:
+    """Write the course folder and generate each stage's release; return the graded groups per stage."""
+    if (root / "source").exists():
+        raise LilTransformyError(f"{root} already holds a course: choose an empty folder")
+    groups = graded_groups(stages)
+    root.mkdir(parents=True, exist_ok=True)
+    data = os.environ.get(DATA_ENV)
+    (root / "nbgrader_config.py").write_text(CONFIG.format(
+        course_id=COURSE_ID, cell_timeout=CELL_TIMEOUT, quick_env=QUICK_ENV,
+        longest=max(g.seconds for g in GROUPS.values()),
+        data_line=f"os.environ.setdefault({DATA_ENV!r}, {str(Path(data).resolve())!r})\n" if data else "",
+        exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))
+    for stage in stages:
+        write_source(root / "source" / f"stage_{stage.number}", stage, groups[stage.number])
+        nbgrader(root, "generate_assignment", f"stage_{stage.number}", "--force")
+        release = root / "release" / f"stage_{stage.number}"
+        if (release / f"{stage.module}.py").read_text() != (root / "source" / f"stage_{stage.number}" /
+                                                          f"{stage.module}.py").read_text():
+            raise LilTransformyError(f"the release of stage {stage.number} does not carry the stub module")
+    return groups
+
+
+def submit(root: Path, student: str, stage: Stage) -> Path:
+    """A copy of the release as `student`'s submission; `reference` and `broken` bring their own modules."""
+    folder = root / "submitted" / student / f"stage_{stage.number}"
+    shutil.copytree(root / "release" / f"stage_{stage.number}", folder)
+    if student in ("reference", "broken"):
+        shutil.copy(REPO_ROOT / "solutions" / f"{stage.module}.py", folder)
+    attention = folder / "stage_04_attention.py"
+    if student == "broken" and attention.exists():  # their own stage 04, mask forgotten
+        with tempfile.TemporaryDirectory() as tmp:
+            patch = next(p for p in read_patches(REPO_ROOT / "mutants") if p.name == BROKEN_ATTENTION)
+            shutil.copy(apply(patch, Path(tmp) / "copy") / attention.name, attention)
+    return folder
+
+
+def expected_score(student: str, stage: Stage, groups: list[str]) -> float:
+    full = sum(GROUPS[g].points for g in groups)
+    if student == "stub":
+        return 0
+    if student == "broken" and "04" <= stage.number and "causality" in groups and stage.number != "03b":
+        return full - GROUPS["causality"].points
+    return full
+
+
+def demo(root: Path, stages: list[Stage]) -> bool:
+    """Build, submit three students per stage, autograde, feedback, export grades.csv; True if as expected."""
+    groups = build(root, stages)
+    for stage in stages:
+        for student in STUDENTS:
+            submit(root, student, stage)
+        print(f"autograding stage {stage.number} for {', '.join(STUDENTS)} ...", flush=True)
+        nbgrader(root, "autograde", f"stage_{stage.number}", "--create", "--force")
+        nbgrader(root, "generate_feedback", f"stage_{stage.number}", "--force")
+    nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    return report(root, stages, groups)
+
+
+def report(root: Path, stages: list[Stage], groups: dict[str, list[str]]) -> bool:
+    with open(root / "grades.csv", newline="") as f:
+        scores = {(row["student_id"], row["assignment"]): float(row["raw_score"] or 0) for row in csv.DictReader(f)}
+    ok = True
+    print("\n| student | " + " | ".join(f"stage {s.number}" for s in stages) + " |")
+    print("| --- |" + " --- |" * len(stages))
+    for student in STUDENTS:
+        cells = []
+        for stage in stages:
+            got = scores.get((student, f"stage_{stage.number}"), 0.0)
+            want = expected_score(student, stage, groups[stage.number])
+            full = sum(GROUPS[g].points for g in groups[stage.number])
+            ok &= got == want
+            cells.append(f"{got:g}/{full}" + ("" if got == want else f" (expected {want:g})"))
+        print(f"| {student} | " + " | ".join(cells) + " |")
+    print(f"\ngrades: {root / 'grades.csv'}; feedback: {root / 'feedback'}")
+    print("as expected: reference full marks, stub zero, broken loses the causality points (stages 04-09)"
+          if ok else "NOT as expected: see the table")
+    return ok
