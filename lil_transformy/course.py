@@ -32,6 +32,7 @@ from .stages import Stage
 
 COURSE_ID = "lil-transformy"
 CELL_TIMEOUT = 600  # seconds; above every group's own limit, so a stuck check reports itself first
+STORY_CELL_TIMEOUT = 180  # seconds for a notebook cell that is not graded (quick-mode training takes ~30 s)
 BROKEN_ATTENTION = "no_causal_mask"  # mutants/no_causal_mask.toml: the `broken` student's stage 04
 STUDENTS = ("reference", "stub", "broken")
 
@@ -44,6 +45,14 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # A graded cell runs its checks in a separate process with its own time limit (at most {longest} s, the
 # loss check); the cell limit is above it, so a stuck submission says why instead of timing out here.
 c.Execute.timeout = {cell_timeout}
+
+
+def cell_timeout(cell):
+    """Graded cells limit themselves; any other cell (a story cell, a student's own) gets {story_timeout} s."""
+    return {cell_timeout} if cell.metadata.get("nbgrader", {{}}).get("grade") else {story_timeout}
+
+
+c.Execute.timeout_func = cell_timeout
 c.Execute.interrupt_on_timeout = True
 # The story cells before the grade train briefly while grading; the graded loss check always uses the
 # full shared budget, whatever this says.
@@ -126,17 +135,17 @@ def write_source(folder: Path, stage: Stage, groups: list[str]) -> None:
     nbformat.write(course_notebook(stage, groups), folder / f"stage_{stage.number}.ipynb")
 
 
-def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run one nbgrader command in the course folder; raise with its log when it fails."""
+def nbgrader(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run one nbgrader command in the course folder; raise with its log when it fails (if `check`)."""
     bin_dir = str(Path(sys.executable).parent)  # nbgrader calls `alembic` by name: this environment's
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise LilTransformyError(f"nbgrader {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return done
 
 
-def build(root: Path, stages: list[Stage]) -> dict[str, list[str]]:
+def build(root: Path, stages: list[Stage], story_timeout: int = STORY_CELL_TIMEOUT) -> dict[str, list[str]]:
     """Write the course folder and generate each stage's release; return the graded groups per stage."""
     if (root / "source").exists():
         raise LilTransformyError(f"{root} already holds a course: choose an empty folder")
@@ -144,7 +153,7 @@ def build(root: Path, stages: list[Stage]) -> dict[str, list[str]]:
     root.mkdir(parents=True, exist_ok=True)
     data = os.environ.get(DATA_ENV)
     (root / "nbgrader_config.py").write_text(CONFIG.format(
-        course_id=COURSE_ID, cell_timeout=CELL_TIMEOUT, quick_env=QUICK_ENV,
+        course_id=COURSE_ID, cell_timeout=CELL_TIMEOUT, story_timeout=story_timeout, quick_env=QUICK_ENV,
         longest=max(g.seconds for g in GROUPS.values()),
         data_line=f"os.environ.setdefault({DATA_ENV!r}, {str(Path(data).resolve())!r})\n" if data else "",
         exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))

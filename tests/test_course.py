@@ -1,0 +1,81 @@
+"""The nbgrader course: the release carries stubs, and bad submissions cost only what they broke.
+
+Stage 00 (no training) keeps this fast; `lil-transformy course demo` (run by CI) grades the
+reference, the stubs and a peeking attention on stages with models.
+"""
+import csv
+import shutil
+
+import nbformat
+import pytest
+
+from lil_transformy import course
+from lil_transformy.exercises import expected_exercises
+from lil_transformy.paths import REPO_ROOT
+from lil_transformy.stages import get_stage
+
+STAGE = get_stage("00")
+MODULE = f"{STAGE.module}.py"
+STORY_TIMEOUT = 20  # seconds, so the endless story cell below is cut short quickly
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    course.build(root, [STAGE], story_timeout=STORY_TIMEOUT)
+    return root
+
+
+def test_release_carries_the_stub_never_the_solution(root):
+    release = root / "release" / "stage_00"
+    assert (release / MODULE).read_text() == expected_exercises()[MODULE]
+    assert "BEGIN SOLUTION" not in (release / MODULE).read_text() + (release / "stage_00.ipynb").read_text()
+
+
+def edit_notebook(folder, change):
+    path = folder / "stage_00.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    change(notebook)
+    nbformat.write(notebook, path)
+
+
+def graded_cells(notebook):
+    return [c for c in notebook.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+
+
+def insert_first(source):
+    return lambda notebook: notebook.cells.insert(1, nbformat.v4.new_code_cell(source))
+
+
+SUBMISSIONS = {  # student: (what they did to the release, the points expected, a reason shown in the feedback)
+    "reference": (None, 2, None),
+    "syntax_error": ("def count_tokens(:\n", 0, "could not be imported: SyntaxError"),
+    "edited_locked_cell": (lambda nb: setattr(graded_cells(nb)[0], "source", "print('full marks please')"), 2, None),
+    "deleted_graded_cell": (lambda nb: nb.cells.remove(graded_cells(nb)[0]), 0, None),
+    # nbgrader cannot go on without a kernel: zero for the notebook, the reason in the autograde log
+    "kernel_dies": (insert_first("import os\nos._exit(1)"), 0, None),
+    "endless_story_cell": (insert_first("while True:\n    pass"), 2, "CellTimeoutError"),
+}
+
+
+def test_bad_submissions_lose_only_what_they_broke(root):
+    for student, (change, _, _) in SUBMISSIONS.items():
+        folder = root / "submitted" / student / "stage_00"
+        shutil.copytree(root / "release" / "stage_00", folder)
+        shutil.copy(REPO_ROOT / "solutions" / MODULE, folder)
+        if isinstance(change, str):
+            (folder / MODULE).write_text(change + (folder / MODULE).read_text())
+        elif change:
+            edit_notebook(folder, change)
+    log = course.nbgrader(root, "autograde", "stage_00", "--create", "--force", check=False).stderr
+    assert "Kernel died" in log and "for student 'kernel_dies'" in log
+    course.nbgrader(root, "generate_feedback", "stage_00", "--force", check=False)
+    course.nbgrader(root, "export", "--to", str(root / "grades.csv"))
+    with open(root / "grades.csv", newline="") as f:
+        scores = {row["student_id"]: float(row["raw_score"] or 0) for row in csv.DictReader(f)}
+    assert set(scores) == set(SUBMISSIONS), "every student is in the gradebook"
+    for student, (_, points, reason) in SUBMISSIONS.items():
+        assert scores[student] == points, f"{student}: {scores[student]} points, expected {points}"
+        if reason:
+            feedback = (root / "feedback" / student / "stage_00" / "stage_00.html").read_text()
+            assert reason in feedback, f"{student}'s feedback does not say {reason!r}"

@@ -1,0 +1,45 @@
+"""Graded cells: one group of a stage's checks, in its own process, messages on stdout, zero on failure."""
+import contextlib
+import io
+
+import pytest
+
+from lil_transformy.exercises import write_exercises
+from lil_transformy.grading import GROUPS, ChecksFailed, Group, grade, run_checks
+from lil_transformy.paths import REPO_ROOT
+
+
+def test_the_reference_gets_the_points(capsys):
+    grade("03", "shapes", REPO_ROOT / "solutions")
+    assert "=> 1 of 1 points" in capsys.readouterr().out
+
+
+def test_a_stub_gets_zero_and_is_told_why(tmp_path, capsys):
+    write_exercises(target=tmp_path)
+    with pytest.raises(ChecksFailed, match="3 of 3 checks failed"):
+        grade("03", "shapes", tmp_path)
+    out = capsys.readouterr()
+    assert "FAIL  test_logits_shape" in out.out and "not written yet" in out.out and "0 of 1 points" in out.out
+    assert out.err == "", "nbgrader gives zero to a graded cell that writes to stderr"
+
+
+def test_an_endless_loop_costs_its_group_and_says_why(tmp_path):
+    write_exercises(target=tmp_path)
+    module = tmp_path / "stage_03_bigram.py"
+    module.write_text(module.read_text().replace("        # YOUR CODE HERE\n", "        while True:\n            pass\n"))
+    outcomes, problem = run_checks("03", Group("shapes", 1, "shapes", seconds=10), tmp_path)
+    assert outcomes == [] and "did not finish within 10 s" in problem
+
+
+def test_every_check_is_in_exactly_one_group():
+    class Collector:
+        def pytest_collection_finish(self, session):
+            self.items = session.items
+
+    collector = Collector()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", str(REPO_ROOT / "checks"),
+                            "--impl=solutions"], plugins=[collector]) == 0
+    for item in collector.items:
+        groups = [g for g, spec in GROUPS.items() if item.get_closest_marker(spec.marker)]
+        assert len(groups) == 1, f"{item.nodeid} is in {groups}"
