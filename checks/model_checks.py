@@ -12,7 +12,7 @@ from lil_transformy.checking import (embedding_gradient_leak, expect, expect_sha
                                      reference_loss, student_code)
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.stages import DETOURS, STAGES, get_stage
-from lil_transformy.train import SHARED, train
+from lil_transformy.train import SHARED, pick_device, train
 
 NO_PEEKING_HINT = {
     "01": "causal_average must average x[:, :t + 1] only: a plain x.mean(dim=1) averages the whole sequence",
@@ -22,6 +22,9 @@ NO_PEEKING_HINT = {
 }
 ATTENTION_HINT = "does attention_weights set the scores above the diagonal to -inf *before* the softmax?"
 POSITIONS_ADD_NOTHING_TOLERANCE = 0.05  # stage 02 may differ from stage 01 by at most this (nats)
+# The reference losses were measured on CPU; an MPS or CUDA run of the same code lands a little apart
+# (other kernels, other rounding). Grading runs on CPU, without slack.
+LOSS_SLACK_OFF_CPU = 0.01
 
 
 def stage_of(request) -> str:
@@ -104,6 +107,10 @@ def test_loss_on_the_ladder(request, Model, token_data, reference):
                "positions are added to every token vector before causal_average, exactly as in stage 01")
     else:
         target, _ = reference_loss(reference, previous.number)
-        expect(loss < target, f"a held-out loss below stage {previous.number}'s ({previous.title}) {target:.3f}",
+        device = pick_device(SHARED.device)
+        slack = 0.0 if device.type == "cpu" else LOSS_SLACK_OFF_CPU
+        expect(loss < target + slack, f"a held-out loss below stage {previous.number}'s ({previous.title}) "
+               f"{target:.3f}" + (f" + {slack} (trained on {device.type}; the reference was measured on cpu)"
+                                   if slack else ""),
                f"{loss:.3f} after {result.config.steps} steps",
                f"your stage {number} learns less than the stage before it: are all its components used in forward()?")

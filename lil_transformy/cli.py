@@ -32,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     evolve.add_argument("--out", default="runs/evolution", help="folder for evolution.json, .md, .png")
 
     course = commands.add_parser("course", help="an nbgrader course from the stages (instructors)")
-    course.add_argument("action", choices=["build", "demo"],
-                        help="build: the course folder and its releases; demo: build, then grade three students "
-                             "(reference, stub, broken) end to end and print the grades")
-    course.add_argument("dir", help="the course folder to create")
+    course.add_argument("action", choices=["build", "grade", "demo"],
+                        help="build: the course folder and its releases; grade: autograde every submission, "
+                             "feedback, grades.csv, a table; demo: build, submit three students (reference, "
+                             "stub, broken) and grade them end to end")
+    course.add_argument("dir", help="the course folder (build and demo create it)")
     course.add_argument("--stages", default="00-09", help="e.g. 00,03,05 (default 00-09, the 03b detour included)")
 
     commands.add_parser("strip-notebooks", help="remove outputs from notebooks/*.ipynb before committing (maintainers)")
@@ -135,7 +136,11 @@ def run_course(args) -> int:
         groups = course.build(root, stages)
         for number, names in groups.items():
             print(f"stage_{number}: graded groups {', '.join(names)}")
-        print(f"course in {root}: students get {root / 'release'}; grade with `nbgrader autograde stage_NN` there")
+        print(f"course in {root}: students get {root / 'release'}; collect their work into "
+              f"{root / 'submitted'}/<student>/stage_NN, then `lil-transformy course grade {root}`")
+        return 0
+    if args.action == "grade":
+        course.grade(root, stages)
         return 0
     return 0 if course.demo(root, stages) else 1
 

@@ -9,6 +9,7 @@ A graded cell runs one group of the stage's pytest checks (lil_transformy.gradin
 """
 import contextlib
 import csv
+import html
 import io
 import os
 import re
@@ -28,7 +29,7 @@ from .mutants import apply, read_patches
 from .notebook import QUICK_ENV
 from .notebook_files import notebook_path, read, with_impl
 from .paths import DATA_ENV, REPO_ROOT
-from .stages import Stage
+from .stages import Stage, get_stage
 
 COURSE_ID = "lil-transformy"
 CELL_TIMEOUT = 600  # seconds; above every group's own limit, so a stuck check reports itself first
@@ -191,34 +192,96 @@ def expected_score(student: str, stage: Stage, groups: list[str]) -> float:
 
 
 def demo(root: Path, stages: list[Stage]) -> bool:
-    """Build, submit three students per stage, autograde, feedback, export grades.csv; True if as expected."""
+    """Build, submit three students per stage, grade; True if every score is the expected one."""
     groups = build(root, stages)
     for stage in stages:
         for student in STUDENTS:
             submit(root, student, stage)
-        print(f"autograding stage {stage.number} for {', '.join(STUDENTS)} ...", flush=True)
-        nbgrader(root, "autograde", f"stage_{stage.number}", "--create", "--force")
-        nbgrader(root, "generate_feedback", f"stage_{stage.number}", "--force")
+    scores, _ = grade(root, stages)
+    wrong = {key: want for key in scores
+             if (want := expected_score(key[0], get_stage(key[1].removeprefix("stage_")),
+                                        groups[key[1].removeprefix("stage_")])) != scores[key][0]}
+    for (student, assignment), want in wrong.items():
+        print(f"NOT as expected: {student} got {scores[student, assignment][0]:g} in {assignment}, expected {want:g}")
+    if not wrong:
+        print("as expected: reference full marks, stub zero, broken loses the causality points (stages 04-09)")
+    return not wrong
+
+
+def grade(root: Path, stages: list[Stage]) -> tuple[dict, dict]:
+    """Autograde every submission of `stages`, write feedback and grades.csv, print the table.
+
+    A submission nbgrader cannot grade (its kernel died) gets 0, stays in the gradebook, and gets a
+    feedback page saying why. Returns ({(student, assignment): (score, max)}, {(student, assignment): why}).
+    """
+    failed = {}
+    for stage in stages:
+        assignment = f"stage_{stage.number}"
+        students = sorted(p.parent.name for p in (root / "submitted").glob(f"*/{assignment}"))
+        print(f"autograding {assignment}: {', '.join(students)}", flush=True)
+        for student in students:  # one at a time, so a failure's log is that student's
+            log = nbgrader(root, "autograde", assignment, "--student", student, "--create", "--force",
+                           check=False).stderr
+            if "There was an error processing" in log:
+                failed[student, assignment] = failure_reason(log)
+        nbgrader(root, "generate_feedback", assignment, "--force", check=False)
+        for student in students:
+            note_missing_graded_cells(root, student, assignment)
+    for (student, assignment), why in failed.items():
+        write_failure_feedback(root, student, assignment, why)
     nbgrader(root, "export", "--to", str(root / "grades.csv"))
-    return report(root, stages, groups)
-
-
-def report(root: Path, stages: list[Stage], groups: dict[str, list[str]]) -> bool:
     with open(root / "grades.csv", newline="") as f:
-        scores = {(row["student_id"], row["assignment"]): float(row["raw_score"] or 0) for row in csv.DictReader(f)}
-    ok = True
+        scores = {(row["student_id"], row["assignment"]): (float(row["raw_score"] or 0), float(row["max_score"]))
+                  for row in csv.DictReader(f) if row["assignment"] in {f"stage_{s.number}" for s in stages}}
+    print_table(scores, failed, stages)
+    print(f"\ngrades: {root / 'grades.csv'}; feedback: {root / 'feedback'}")
+    return scores, failed
+
+
+def failure_reason(log: str) -> str:
+    """The first error nbgrader logged for a submission it could not grade."""
+    errors = [line.split("ERROR]", 1)[1].strip() for line in log.splitlines() if "ERROR]" in line]
+    return errors[0] if errors else "nbgrader could not grade it"
+
+
+def grade_ids(path: Path) -> list[str]:
+    notebook = nbformat.read(path, as_version=4)
+    return [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")]
+
+
+def note_missing_graded_cells(root: Path, student: str, assignment: str) -> None:
+    """nbgrader scores a deleted graded cell 0 without a word in the feedback: add the word."""
+    graded = root / "autograded" / student / assignment / f"{assignment}.ipynb"
+    feedback = root / "feedback" / student / assignment / f"{assignment}.html"
+    if not graded.exists() or not feedback.exists():
+        return
+    missing = [g for g in grade_ids(root / "source" / assignment / f"{assignment}.ipynb") if g not in grade_ids(graded)]
+    if missing:
+        note = (f"<div style='border:2px solid #c00;padding:1em;margin:1em'><b>Graded cells missing from your "
+                f"notebook (deleted?), 0 points each: {html.escape(', '.join(missing))}.</b> Graded cells are "
+                f"locked: keep them, they run the checks on your code.</div>")
+        text = feedback.read_text()
+        feedback.write_text(text.replace("<body>", "<body>" + note, 1) if "<body>" in text else note + text)
+
+
+def write_failure_feedback(root: Path, student: str, assignment: str, why: str) -> None:
+    folder = root / "feedback" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{assignment}.html").write_text(
+        f"<html><body><h1>{assignment}: not graded</h1><p>nbgrader could not run your notebook to the end: "
+        f"<b>{html.escape(why)}</b></p><p>Every graded cell scores 0. Open the notebook, run "
+        f"<i>Kernel → Restart &amp; Run All</i> and look for the cell that stops the kernel "
+        f"(for example os._exit, or a crash in your module).</p></body></html>\n")
+
+
+def print_table(scores: dict, failed: dict, stages: list[Stage]) -> None:
+    students = sorted({student for student, _ in scores})
     print("\n| student | " + " | ".join(f"stage {s.number}" for s in stages) + " |")
     print("| --- |" + " --- |" * len(stages))
-    for student in STUDENTS:
+    for student in students:
         cells = []
         for stage in stages:
-            got = scores.get((student, f"stage_{stage.number}"), 0.0)
-            want = expected_score(student, stage, groups[stage.number])
-            full = sum(GROUPS[g].points for g in groups[stage.number])
-            ok &= got == want
-            cells.append(f"{got:g}/{full}" + ("" if got == want else f" (expected {want:g})"))
+            key = (student, f"stage_{stage.number}")
+            score, full = scores.get(key, (0.0, 0.0))
+            cells.append(f"{score:g}/{full:g}" + (f" (not graded: {failed[key]})" if key in failed else ""))
         print(f"| {student} | " + " | ".join(cells) + " |")
-    print(f"\ngrades: {root / 'grades.csv'}; feedback: {root / 'feedback'}")
-    print("as expected: reference full marks, stub zero, broken loses the causality points (stages 04-09)"
-          if ok else "NOT as expected: see the table")
-    return ok

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import REPO_ROOT
+from .paths import DEVICE_ENV, REPO_ROOT
 from .stages import get_stage
 
 
@@ -62,7 +62,8 @@ def run_checks(number: str, spec: Group, folder: Path) -> tuple[list[tuple[str, 
         command = [sys.executable, "-m", "pytest", str(REPO_ROOT / "checks" / f"stage_{number}"),
                    f"--impl={folder}", "-m", spec.marker, f"--junitxml={report}", "-q", "-p", "no:cacheprovider",
                    f"--rootdir={REPO_ROOT}", f"--timeout={SECONDS_PER_FAST_CHECK}"]
-        process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env = {**os.environ, DEVICE_ENV: "cpu"}  # grade on the reference device, whatever the grader's machine has
+        process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
             output, _ = process.communicate(timeout=spec.seconds)

@@ -1,9 +1,10 @@
-"""Where things live: the repository, the data folder, the cache."""
+"""Where things live: the repository, the data folder, the cache; and which device to use."""
 import os
 from pathlib import Path
 
 DATA_ENV = "LIL_TRANSFORMY_DATA"
 CACHE_ENV = "LIL_TRANSFORMY_CACHE"
+DEVICE_ENV = "LIL_TRANSFORMY_DEVICE"  # cpu, mps or cuda instead of the automatic choice
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .errors import LilTransformyError
+from .paths import DEVICE_ENV
 from .tokens import TokenData
-
-DEVICE_ENV = "LIL_TRANSFORMY_DEVICE"
 
 
 @dataclass(frozen=True)
