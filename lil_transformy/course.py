@@ -24,7 +24,7 @@ import pytest
 
 from .errors import LilTransformyError
 from .exercises import expected_exercises
-from .grading import GROUPS
+from .grading import GROUPS, SECONDS_FOR_ALL_CHECKS
 from .mutants import apply, read_patches
 from .notebook import QUICK_ENV
 from .notebook_files import notebook_path, read, with_impl
@@ -32,7 +32,7 @@ from .paths import DATA_ENV, REPO_ROOT
 from .stages import Stage, get_stage
 
 COURSE_ID = "lil-transformy"
-CELL_TIMEOUT = 600  # seconds; above every group's own limit, so a stuck check reports itself first
+CELL_TIMEOUT = SECONDS_FOR_ALL_CHECKS + 120  # seconds; above the checks' own limit, so a stuck check says why
 STORY_CELL_TIMEOUT = 180  # seconds for a notebook cell that is not graded (quick-mode training takes ~30 s)
 BROKEN_ATTENTION = "no_causal_mask"  # mutants/no_causal_mask.toml: the `broken` student's stage 04
 STUDENTS = ("reference", "stub", "broken")
@@ -43,8 +43,8 @@ import os
 c = get_config()  # noqa: F821 (nbgrader provides it)
 c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
-# A graded cell runs its checks in a separate process with its own time limit (at most {longest} s, the
-# loss check); the cell limit is above it, so a stuck submission says why instead of timing out here.
+# The first graded cell runs the stage's checks in a separate process with its own time limit ({longest} s);
+# the cell limit is above it, so a stuck submission says why instead of timing out here.
 c.Execute.timeout = {cell_timeout}
 
 
@@ -155,7 +155,7 @@ def build(root: Path, stages: list[Stage], story_timeout: int = STORY_CELL_TIMEO
     data = os.environ.get(DATA_ENV)
     (root / "nbgrader_config.py").write_text(CONFIG.format(
         course_id=COURSE_ID, cell_timeout=CELL_TIMEOUT, story_timeout=story_timeout, quick_env=QUICK_ENV,
-        longest=max(g.seconds for g in GROUPS.values()),
+        longest=SECONDS_FOR_ALL_CHECKS,
         data_line=f"os.environ.setdefault({DATA_ENV!r}, {str(Path(data).resolve())!r})\n" if data else "",
         exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))
     for stage in stages:
@@ -214,6 +214,8 @@ def grade(root: Path, stages: list[Stage]) -> tuple[dict, dict]:
     A submission nbgrader cannot grade (its kernel died) gets 0, stays in the gradebook, and gets a
     feedback page saying why. Returns ({(student, assignment): (score, max)}, {(student, assignment): why}).
     """
+    if not (root / "nbgrader_config.py").exists():
+        raise LilTransformyError(f"{root} is not a course folder: make one with `lil-transformy course build {root}`")
     failed = {}
     for stage in stages:
         assignment = f"stage_{stage.number}"

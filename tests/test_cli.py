@@ -9,6 +9,8 @@ from lil_transformy.paths import DATA_ENV
     (["train", "03", "--impl", "nope"], "unknown implementation 'nope'"),
     (["evolve", "--seeds", "0,x"], "--seeds takes numbers"),
     (["--data", "/nowhere", "vocab"], "data folder /nowhere does not exist"),
+    (["course", "grade", "/nowhere"], "/nowhere is not a course folder"),
+    (["course", "demo", "/nowhere", "--stages", "12"], "there is no stage '12'"),
 ])
 def test_bad_input_is_one_line_and_a_non_zero_exit(argv, message, capsys, monkeypatch, token_data_dir):
     monkeypatch.setenv(DATA_ENV, token_data_dir)  # restored afterwards: --data sets it for the process

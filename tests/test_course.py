@@ -76,3 +76,10 @@ def test_bad_submissions_lose_only_what_they_broke(root):
         if reason:
             feedback = (root / "feedback" / student / "stage_00" / "stage_00.html").read_text()
             assert reason in feedback, f"{student}'s feedback does not say {reason!r}"
+
+
+def test_building_over_a_course_is_refused(root):
+    from lil_transformy.errors import LilTransformyError
+
+    with pytest.raises(LilTransformyError, match="already holds a course"):
+        course.build(root, [STAGE])

@@ -5,13 +5,13 @@ import io
 import pytest
 
 from lil_transformy.exercises import write_exercises
-from lil_transformy.grading import GROUPS, ChecksFailed, Group, grade, run_checks
+from lil_transformy.grading import GROUPS, ChecksFailed, grade, run_checks
 from lil_transformy.paths import REPO_ROOT
 
 
 def test_the_reference_gets_the_points(capsys):
-    grade("03", "shapes", REPO_ROOT / "solutions")
-    assert "=> 1 of 1 points" in capsys.readouterr().out
+    grade("00", "property", REPO_ROOT / "solutions")  # stage 00: no training, so this stays fast
+    assert "=> 2 of 2 points" in capsys.readouterr().out
 
 
 def test_a_stub_gets_zero_and_is_told_why(tmp_path, capsys):
@@ -27,8 +27,8 @@ def test_an_endless_loop_costs_its_group_and_says_why(tmp_path):
     write_exercises(target=tmp_path)
     module = tmp_path / "stage_03_bigram.py"
     module.write_text(module.read_text().replace("        # YOUR CODE HERE\n", "        while True:\n            pass\n"))
-    outcomes, problem = run_checks("03", Group("shapes", 1, "shapes", seconds=10), tmp_path)
-    assert outcomes == [] and "did not finish within 10 s" in problem
+    outcomes, problem = run_checks("03", tmp_path, seconds=10)
+    assert outcomes == {} and "did not finish within 10 s" in problem
 
 
 def test_every_check_is_in_exactly_one_group():
