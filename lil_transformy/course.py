@@ -33,6 +33,7 @@ from .stages import Stage, get_stage
 
 COURSE_ID = "lil-transformy"
 CELL_TIMEOUT = SECONDS_FOR_ALL_CHECKS + 120  # seconds; above the checks' own limit, so a stuck check says why
+STORY_STEPS_WHILE_GRADING = 30
 STORY_CELL_TIMEOUT = 180  # seconds for a notebook cell that is not graded (quick-mode training takes ~30 s)
 BROKEN_ATTENTION = "no_causal_mask"  # mutants/no_causal_mask.toml: the `broken` student's stage 04
 STUDENTS = ("reference", "stub", "broken")
@@ -55,9 +56,9 @@ def cell_timeout(cell):
 
 c.Execute.timeout_func = cell_timeout
 c.Execute.interrupt_on_timeout = True
-# The story cells before the grade train briefly while grading; the graded loss check always uses the
-# full shared budget, whatever this says.
-os.environ.setdefault({quick_env!r}, "1")
+# While grading, the story cells before the grade train for {story_steps} steps only: the grade does not
+# depend on them. The graded loss check always trains with the full shared budget, whatever this says.
+os.environ.setdefault({quick_env!r}, "{story_steps}")
 {data_line}# nbgrader copies the source's .py files over a submission before grading: the stub over the student's
 # code. A submission is graded as submitted: its own stage module and the earlier stages it carries.
 c.Autograde.exclude_overwriting = {exclude!r}
@@ -155,6 +156,7 @@ def build(root: Path, stages: list[Stage], story_timeout: int = STORY_CELL_TIMEO
     data = os.environ.get(DATA_ENV)
     (root / "nbgrader_config.py").write_text(CONFIG.format(
         course_id=COURSE_ID, cell_timeout=CELL_TIMEOUT, story_timeout=story_timeout, quick_env=QUICK_ENV,
+        story_steps=STORY_STEPS_WHILE_GRADING,
         longest=SECONDS_FOR_ALL_CHECKS,
         data_line=f"os.environ.setdefault({DATA_ENV!r}, {str(Path(data).resolve())!r})\n" if data else "",
         exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))

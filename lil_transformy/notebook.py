@@ -13,19 +13,28 @@ import torch
 
 from . import stages
 from .checking import EVOLUTION_REPORT, reference_report, word_order_pair
+from .errors import LilTransformyError
 from .evolve import PROMPT
 from .sampling import sample_text
 from .tokens import TokenData
 from .train import SHARED, Config, TrainResult, train
 
-QUICK_ENV = "LIL_TRANSFORMY_QUICK"  # "1": a short run, for CI and a first look on a laptop
+QUICK_ENV = "LIL_TRANSFORMY_QUICK"  # "1": a short run, for CI and a first look on a laptop; a number > 1: that many steps
 QUICK = replace(SHARED, steps=200, warmup_steps=20, eval_every=25)
 PROMPTS = (PROMPT, "Tom and his dog went to the park. The dog", "The sun was")
 
 
 def budget() -> Config:
-    """The shared training budget, or its quick version when $LIL_TRANSFORMY_QUICK=1."""
-    return QUICK if os.environ.get(QUICK_ENV) == "1" else SHARED
+    """The shared training budget, or its quick version when $LIL_TRANSFORMY_QUICK is set (1: QUICK)."""
+    quick = os.environ.get(QUICK_ENV, "0")
+    if not quick.isdigit():
+        raise LilTransformyError(f"${QUICK_ENV} is 1 (a quick run) or a number of steps, not {quick!r}")
+    steps = int(quick)
+    if steps == 0:
+        return SHARED
+    if steps == 1:
+        return QUICK
+    return replace(QUICK, steps=steps, warmup_steps=min(QUICK.warmup_steps, steps // 4), eval_every=max(1, steps // 8))
 
 
 def train_stage(number: str, impl: str, data: TokenData, model_class=None, label: str | None = None) -> TrainResult:
@@ -34,7 +43,7 @@ def train_stage(number: str, impl: str, data: TokenData, model_class=None, label
     model_class = model_class or stages.model_class(number, impl)
     label = label or f"stage {number}"
     result = train(model_class, data, cfg, label=label)
-    mode = "quick mode, " if cfg is QUICK else ""
+    mode = "quick mode, " if cfg != SHARED else ""
     print(f"{label}: held-out loss {result.val_loss:.3f} (perplexity {result.perplexity:.0f}) "
           f"after {cfg.steps} steps ({mode}{result.seconds:.0f} s)")
     return result

@@ -40,6 +40,26 @@ def test_stage_notebooks_have_the_impl_switch(name):
     assert has_impl_switch(read(notebook_path(name)))
 
 
+@pytest.mark.parametrize("value, steps", [(None, 1000), ("0", 1000), ("1", 200), ("30", 30)])
+def test_quick_mode_budget(monkeypatch, value, steps):
+    from lil_transformy.notebook import QUICK_ENV, budget
+
+    if value is None:
+        monkeypatch.delenv(QUICK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(QUICK_ENV, value)
+    assert budget().steps == steps
+
+
+def test_quick_mode_says_what_it_takes(monkeypatch):
+    from lil_transformy.errors import LilTransformyError
+    from lil_transformy.notebook import QUICK_ENV, budget
+
+    monkeypatch.setenv(QUICK_ENV, "yes")
+    with pytest.raises(LilTransformyError, match="1 \\(a quick run\\) or a number of steps"):
+        budget()
+
+
 @pytest.mark.notebooks
 @pytest.mark.timeout(QUICK_BUDGET_SECONDS + 60)
 @pytest.mark.parametrize("name", NAMES)
