@@ -116,6 +116,12 @@ def graded_cell(number: str, group: str) -> nbformat.NotebookNode:
 
 def course_notebook(stage: Stage, groups: list[str]) -> nbformat.NotebookNode:
     notebook = with_impl(read(notebook_path(stage.number)), ".")  # the modules beside the notebook
+    earlier = stage_dependencies(stage)
+    notebook.cells.insert(1, nbformat.v4.new_markdown_cell(
+        f"**In this assignment** your code is `{stage.module}.py`, beside this notebook: `IMPL = \".\"` below "
+        f"runs it." + (f" The other `.py` files ({', '.join(earlier)}) are the reference for the earlier stages "
+                       f"this one builds on; put your own in their place if you like: you are graded on the "
+                       f"folder you hand in." if earlier else "") + " Your grade is at the end."))
     notebook.cells.append(nbformat.v4.new_markdown_cell(
         f"## Your grade\nEach cell below runs one group of the checks you can run yourself with "
         f"`pytest checks/stage_{stage.number}`, on `{stage.module}.py` in this folder: "
