@@ -47,14 +47,14 @@ def token_data():
     try:
         return load_token_data()
     except LilTransformyError as error:
-        pytest.fail(str(error), pytrace=False)
+        pytest.fail(checking.NOT_YOUR_CODE + str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def reference():
     if not checking.EVOLUTION_REPORT.exists():
-        pytest.fail(f"{checking.EVOLUTION_REPORT} is missing: run `lil-transformy evolve --seeds 0,1,2 --out reports`",
-                    pytrace=False)
+        pytest.fail(f"{checking.NOT_YOUR_CODE}{checking.EVOLUTION_REPORT} is missing: "
+                    f"run `lil-transformy evolve --seeds 0,1,2 --out reports`", pytrace=False)
     return checking.reference_report()
 
 

@@ -15,6 +15,9 @@ from .paths import REPO_ROOT
 EVOLUTION_REPORT = REPO_ROOT / "reports" / "evolution.json"
 # The same words in another order, ending on the same token: only word order tells them apart.
 WORD_ORDER_PAIR = ("The girl saw the dog.", "The dog saw the girl.")
+# Starts the message of a check that could not run for a reason outside the student's code (data,
+# tokenizer, reference report): `progress` reports it instead of counting it against the student.
+NOT_YOUR_CODE = "set-up problem, not your code: "
 
 
 def expect(ok: bool, expected: str, found: str, hint: str) -> None:

@@ -4,16 +4,19 @@ import os
 import sys
 
 from .errors import LilTransformyError
-from .paths import DATA_ENV
+from .paths import DATA_ENV, make_data_path_absolute
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lil-transformy", description=__doc__)
-    parser.add_argument("--data", help=f"a TinyStories folder (default: ${DATA_ENV}, else the hub)")
+    parser.add_argument("--data", help=f"a TinyStories folder, or 'hub' (default: ${DATA_ENV}, else the slice "
+                                       f"the course ships)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    exercises = commands.add_parser("exercises", help="write exercises/ from solutions/ (maintainers)")
+    exercises = commands.add_parser("exercises", help="write exercises/ from solutions/ (maintainers); never "
+                                                      "overwrites a file edited since it was generated")
     exercises.add_argument("--check", action="store_true", help="only check exercises/ is in sync; exit 1 if not")
+    exercises.add_argument("--force", action="store_true", help="overwrite edited files too (discards that work)")
 
     commands.add_parser("vocab", help="stage 00: the truncated vocabulary and its coverage on the data")
 
@@ -49,11 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.data:
         os.environ[DATA_ENV] = args.data
+        make_data_path_absolute()
     try:
         return COMMANDS[args.command](args)
     except LilTransformyError as error:
         print(f"lil-transformy: error: {error}", file=sys.stderr)
         return 2
+
+
+OUT_OF_SYNC = ("exercises/ differs from what solutions/ generates: {files}.\n"
+               "Students: these are your edits; nothing to do (check your stages with `pytest checks/stage_NN`).\n"
+               "Maintainers: after changing solutions/, run `lil-transformy exercises` (it never overwrites an "
+               "edited file) and commit exercises/.")
 
 
 def run_exercises(args) -> int:
@@ -62,12 +72,11 @@ def run_exercises(args) -> int:
     if args.check:
         stale = out_of_sync()
         if stale:
-            print("exercises/ is out of sync with solutions/: " + ", ".join(stale)
-                  + "\nrun `lil-transformy exercises` and commit the result", file=sys.stderr)
+            print(OUT_OF_SYNC.format(files=", ".join(stale)), file=sys.stderr)
             return 1
         print("exercises/ is in sync with solutions/")
         return 0
-    for path in write_exercises():
+    for path in write_exercises(force=args.force):
         print(f"wrote {path}")
     return 0
 

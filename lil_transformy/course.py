@@ -164,7 +164,7 @@ def build(root: Path, stages: list[Stage], story_timeout: int = STORY_CELL_TIMEO
         course_id=COURSE_ID, cell_timeout=CELL_TIMEOUT, story_timeout=story_timeout, quick_env=QUICK_ENV,
         story_steps=STORY_STEPS_WHILE_GRADING,
         longest=SECONDS_FOR_ALL_CHECKS,
-        data_line=f"os.environ.setdefault({DATA_ENV!r}, {str(Path(data).resolve())!r})\n" if data else "",
+        data_line=f"os.environ.setdefault({DATA_ENV!r}, {data!r})\n" if data else "",  # absolute (paths.py)
         exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))
     for stage in stages:
         write_source(root / "source" / f"stage_{stage.number}", stage, groups[stage.number])

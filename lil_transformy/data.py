@@ -1,6 +1,8 @@
-"""TinyStories, from the Hugging Face hub or from a local folder, split the same way for every stage.
+"""TinyStories, split the same way for every stage: from the slice the course ships, a folder, or the hub.
 
-The local folder has the layout of ``shared/data/tinystories/``:
+By default the corpus is the slice shipped in ``lil_transformy/tinystories/`` (its README gives
+the source, licence and hashes), so a fresh clone works offline. ``$LIL_TRANSFORMY_DATA`` (or
+``--data``) names another folder of the same layout, or ``hub`` for the Hugging Face hub:
 
 - ``train-head.jsonl``: the first stories of the ``train`` split, one ``{"text": ...}`` a line;
 - ``validation-head.txt``: the first stories of the ``validation`` split as plain text, paragraphs
@@ -21,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LilTransformyError
-from .paths import DATA_ENV, cache_dir
+from .paths import DATA_ENV, HUB, cache_dir
 
 TRAIN_FILE = "train-head.jsonl"
 VALIDATION_FILE = "validation-head.txt"
 HELDOUT_FRACTION = 0.2
+BUNDLED = Path(__file__).resolve().parent / "tinystories"  # the default corpus, shipped with the course
 HUB_DATASET = "roneneldan/TinyStories"
 HUB_TRAIN_STORIES = 245  # the size of the offline slice, so both sources give the same shape
 HUB_VALIDATION_CHARS = 793_451
@@ -39,10 +42,13 @@ class Corpus:
 
 
 def load_corpus(data_dir: str | os.PathLike | None = None) -> Corpus:
-    """The corpus from ``data_dir``, else ``$LIL_TRANSFORMY_DATA``, else the hub (cached)."""
-    data_dir = data_dir or os.environ.get(DATA_ENV)
-    if data_dir:
-        return read_folder(Path(data_dir))
+    """The corpus from ``data_dir``, else ``$LIL_TRANSFORMY_DATA``, else the shipped slice.
+
+    Either may say ``hub``: the same amount of text from the Hugging Face hub, downloaded once and cached.
+    """
+    source = str(data_dir or os.environ.get(DATA_ENV) or BUNDLED)
+    if source != HUB:
+        return read_folder(Path(source).expanduser().resolve())
     hub_copy = cache_dir() / "tinystories-hub"
     if not (hub_copy / TRAIN_FILE).exists():
         download_from_hub(hub_copy)
@@ -52,14 +58,32 @@ def load_corpus(data_dir: str | os.PathLike | None = None) -> Corpus:
 def read_folder(folder: Path) -> Corpus:
     if not folder.is_dir():
         raise LilTransformyError(f"data folder {folder} does not exist: point {DATA_ENV} (or --data) "
-                                 f"at a folder holding {TRAIN_FILE} and {VALIDATION_FILE}")
+                                 f"at a folder holding {TRAIN_FILE} and {VALIDATION_FILE}, or unset it "
+                                 f"to use the slice the course ships")
+    stories = read_stories(folder / TRAIN_FILE)
     try:
-        with open(folder / TRAIN_FILE, encoding="utf-8") as f:
-            stories = [json.loads(line)["text"] for line in f if line.strip()]
         validation_text = (folder / VALIDATION_FILE).read_text(encoding="utf-8")
-    except (OSError, ValueError, KeyError) as error:
-        raise LilTransformyError(f"cannot read TinyStories from {folder}: {error}") from None
+    except (OSError, ValueError) as error:
+        raise LilTransformyError(f"cannot read {folder / VALIDATION_FILE}: {error}") from None
     return split(stories, validation_text, source=str(folder))
+
+
+def read_stories(path: Path) -> list[str]:
+    """Every story of a ``{"text": ...}``-a-line file; a bad line is named by its number."""
+    stories = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    stories.append(json.loads(line)["text"])
+                except (ValueError, KeyError, TypeError) as error:
+                    raise LilTransformyError(f"cannot read {path}, line {number}: expected one JSON object "
+                                             f'{{"text": ...}} a line ({type(error).__name__}: {error})') from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise LilTransformyError(f"cannot read {path}: {error}") from None
+    return stories
 
 
 def split(stories: list[str], validation_text: str, source: str) -> Corpus:
@@ -91,6 +115,6 @@ def download_from_hub(folder: Path) -> None:
         tmp.rename(folder / TRAIN_FILE)  # last, so a half-written copy is never taken for a whole one
     except Exception as error:  # no network, no hub, no datasets: all end the same way
         raise LilTransformyError(
-            f"TinyStories is not reachable on the hub ({type(error).__name__}). Either set {DATA_ENV}=<folder> "
-            f"(or pass --data <folder>) to a folder with {TRAIN_FILE} and {VALIDATION_FILE}, "
-            f"or run once where huggingface.co is reachable so the stories are cached") from None
+            f"TinyStories is not reachable on the hub ({type(error).__name__}). Unset {DATA_ENV} (or drop "
+            f"--data hub) to use the slice the course ships, point it at a folder with {TRAIN_FILE} and "
+            f"{VALIDATION_FILE}, or run once where huggingface.co is reachable so the stories are cached") from None

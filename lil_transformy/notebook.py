@@ -17,7 +17,7 @@ from .errors import LilTransformyError
 from .evolve import PROMPT
 from .sampling import sample_text
 from .tokens import TokenData
-from .train import SHARED, Config, TrainResult, train
+from .train import PROBE_TOKENS, SHARED, Config, TrainResult, train
 
 QUICK_ENV = "LIL_TRANSFORMY_QUICK"  # "1": a short run, for CI and a first look on a laptop; a number > 1: that many steps
 QUICK = replace(SHARED, steps=200, warmup_steps=20, eval_every=25)
@@ -50,18 +50,23 @@ def train_stage(number: str, impl: str, data: TokenData, model_class=None, label
 
 
 def plot_learning_curves(results: dict[str, TrainResult], earlier: list[str]) -> None:
-    """Held-out loss during training: these runs (solid) against the reference runs of `earlier` stages (dotted)."""
+    """The probe loss during training: these runs (solid) against the reference runs of `earlier` stages (dotted).
+
+    The probe is the first PROBE_TOKENS held-out tokens; a stage's held-out loss (printed) is on all of them.
+    """
     fig, ax = plt.subplots(figsize=(8, 4.5))
     report = reference_report() if EVOLUTION_REPORT.exists() else {"stages": {}}
     for number in earlier:
         entry = report["stages"].get(number)
         if entry:
-            ax.plot(entry["history"]["step"], entry["history"]["val_loss"], linestyle=":",
+            ax.plot(entry["history"]["step"], entry["history"]["probe_loss"], linestyle=":",
                     label=f"{number} {entry['title']} (reference, {SHARED.steps} steps)")
     for label, result in results.items():
-        ax.plot(result.history["step"], result.history["val_loss"], linewidth=2.5, label=label)
+        steps = result.config.steps
+        quick = f" (quick mode: {steps} steps, not the reference's schedule)" if steps != SHARED.steps else ""
+        ax.plot(result.history["step"], result.history["probe_loss"], linewidth=2.5, label=label + quick)
     ax.set_xlabel("training step")
-    ax.set_ylabel("held-out loss (nats / token)")
+    ax.set_ylabel(f"probe loss: first {PROBE_TOKENS:,} held-out tokens (nats / token)")
     ax.set_title("Learning curves: same data, same budget, only the architecture changes")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -2,11 +2,25 @@
 import os
 from pathlib import Path
 
-DATA_ENV = "LIL_TRANSFORMY_DATA"
+DATA_ENV = "LIL_TRANSFORMY_DATA"  # a TinyStories folder, or HUB; unset: the slice the course ships
+HUB = "hub"
 CACHE_ENV = "LIL_TRANSFORMY_CACHE"
 DEVICE_ENV = "LIL_TRANSFORMY_DEVICE"  # cpu, mps or cuda instead of the automatic choice
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_data_path_absolute() -> None:
+    """Resolve a relative $LIL_TRANSFORMY_DATA once, against the folder it was given in.
+
+    Notebook kernels and graded cells run in other folders; they inherit the absolute path.
+    """
+    value = os.environ.get(DATA_ENV)
+    if value and value != HUB:
+        os.environ[DATA_ENV] = str(Path(value).expanduser().resolve())
+
+
+make_data_path_absolute()  # on import: before this process starts any kernel or child
 
 
 def cache_dir() -> Path:

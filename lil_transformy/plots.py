@@ -1,6 +1,8 @@
 """Plots a person would rather look at than read."""
 import matplotlib.pyplot as plt  # headless, matplotlib picks Agg itself; in a notebook, figures show inline
 
+from .train import PROBE_TOKENS
+
 
 def evolution_figure(report: dict):
     """Left: held-out loss per stage (one dot per seed). Right: the loss curves of seed 0."""
@@ -17,9 +19,9 @@ def evolution_figure(report: dict):
     ladder.set_title("From amoeba to duck: every stage, the same data and budget")
     ladder.legend()
     for n, s in stages.items():
-        curves.plot(s["history"]["step"], s["history"]["val_loss"], label=f"{n} {s['title']}")
+        curves.plot(s["history"]["step"], s["history"]["probe_loss"], label=f"{n} {s['title']}")
     curves.set_xlabel("training step")
-    curves.set_ylabel("held-out loss (first 8,192 held-out tokens)")
+    curves.set_ylabel(f"probe loss (first {PROBE_TOKENS:,} held-out tokens)")
     curves.set_title("Learning curves (seed 0)")
     curves.legend(fontsize=7, ncol=2)
     fig.tight_layout()

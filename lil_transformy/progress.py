@@ -5,13 +5,21 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checking import EVOLUTION_REPORT
+from .checking import EVOLUTION_REPORT, NOT_YOUR_CODE
 from .paths import REPO_ROOT
-from .stages import STAGES
+from .stages import DETOURS, STAGES
 
 STUDENT_LOSSES = REPO_ROOT / "runs" / "my-losses.json"  # written by `lil-transformy train`
+
+
+@dataclass
+class StageChecks:
+    passed: int = 0
+    total: int = 0
+    setup_problems: set = field(default_factory=set)  # why some checks could not run: not the student's code
 
 
 def record_loss(stage: str, loss: float) -> None:
@@ -21,20 +29,24 @@ def record_loss(stage: str, loss: float) -> None:
     STUDENT_LOSSES.write_text(json.dumps(losses, indent=1, sort_keys=True))
 
 
-def fast_check_results(impl: str) -> dict[str, tuple[int, int]]:
-    """Stage number -> (passed, total) of its fast checks, from one pytest run."""
+def fast_check_results(impl: str) -> dict[str, StageChecks]:
+    """Stage number -> its fast checks, from one pytest run. Skipped or errored counts as not passed."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.xml"
         subprocess.run([sys.executable, "-m", "pytest", "checks", f"--impl={impl}", "-m", "not training", "-q",
                         "-p", "no:cacheprovider", f"--junitxml={report}"], cwd=REPO_ROOT, capture_output=True,
                        timeout=300)
-        cases = list(ET.parse(report).getroot().iter("testcase"))
+        cases = list(ET.parse(report).getroot().iter("testcase")) if report.exists() else []
     results = {}
     for case in cases:
         number = case.get("classname").split(".")[1].removeprefix("stage_")  # checks.stage_04.test_attention
-        passed, total = results.get(number, (0, 0))
-        ok = not any(child.tag in ("failure", "error", "skipped") for child in case)
-        results[number] = (passed + ok, total + 1)
+        stage = results.setdefault(number, StageChecks())
+        problems = [child for child in case if child.tag in ("failure", "error", "skipped")]
+        messages = [child.get("message") or child.text or "" for child in problems]
+        setup = [m.split(NOT_YOUR_CODE, 1)[1].strip().splitlines()[0].strip('"') for m in messages if NOT_YOUR_CODE in m]
+        stage.setup_problems.update(setup)
+        stage.total += not setup  # a check that could not run is not counted against the student
+        stage.passed += not problems
     return results
 
 
@@ -43,13 +55,21 @@ def show_progress(impl: str = "exercises") -> int:
     reference = json.loads(EVOLUTION_REPORT.read_text())["stages"] if EVOLUTION_REPORT.exists() else {}
     mine = json.loads(STUDENT_LOSSES.read_text()) if STUDENT_LOSSES.exists() else {}
     print(f"{'stage':<6}{'':<15}{'fast checks':<18}{'your loss':>10}{'reference':>11}")
-    for stage in STAGES:
-        passed, total = checks.get(stage.number, (0, 0))
-        bar = "#" * passed + "." * (total - passed)
-        done = "done" if total and passed == total else f"{passed}/{total}"
+    setup_problems = set()
+    for stage in sorted(STAGES + DETOURS, key=lambda s: s.number):
+        result = checks.get(stage.number, StageChecks())
+        setup_problems |= result.setup_problems
+        bar = "#" * result.passed + "." * (result.total - result.passed)
+        if not result.total:
+            done = "none ran"
+        else:
+            done = "done" if result.passed == result.total else f"{result.passed}/{result.total}"
+        done += "*" if result.setup_problems else ""
         ref = reference.get(stage.number)
         ref_text = f"{statistics.fmean(ref['val_loss']):.3f}" if ref else "-"
         own = f"{mine[stage.number]:.3f}" if stage.number in mine else "-"
         print(f"{stage.number:<6}{stage.title:<15}{bar[:12]:<12}{done:>6}{own:>10}{ref_text:>11}")
+    for problem in sorted(setup_problems):
+        print(f"* some checks could not run, and are not counted: {problem}")
     print("\nfast checks: pytest checks/stage_NN -m 'not training'; your loss: lil-transformy train NN")
-    return 0
+    return 0 if not setup_problems else 2

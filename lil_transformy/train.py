@@ -32,15 +32,16 @@ class Config:
 
 
 SHARED = Config()
+PROBE_TOKENS = 8192  # the learning curve's probe: the first held-out tokens, scored every eval_every steps
 
 
 @dataclass
 class TrainResult:
     model: torch.nn.Module
     config: Config
-    val_loss: float  # mean next-token loss on the whole held-out split
+    val_loss: float  # THE held-out loss: mean next-token loss on the whole held-out split
     seconds: float
-    history: dict = field(default_factory=dict)  # step, train_loss (one batch), val_loss (first 8,192 held-out tokens)
+    history: dict = field(default_factory=dict)  # step, train_loss (one batch), probe_loss (first PROBE_TOKENS held out)
 
     @property
     def perplexity(self) -> float:
@@ -112,7 +113,7 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = T
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     batches = torch.Generator().manual_seed(cfg.seed)  # the same batches for every stage
-    history = {"step": [], "train_loss": [], "val_loss": []}
+    history = {"step": [], "train_loss": [], "probe_loss": []}
     start = time.perf_counter()
     bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False)
     for step in bar:
@@ -131,8 +132,8 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = T
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             history["step"].append(step + 1)
             history["train_loss"].append(loss.item())
-            history["val_loss"].append(evaluate(model, data.heldout, cfg, max_tokens=8192))
-            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{history['val_loss'][-1]:.3f}")
+            history["probe_loss"].append(evaluate(model, data.heldout, cfg, max_tokens=PROBE_TOKENS))
+            bar.set_postfix(loss=f"{loss.item():.3f}", probe=f"{history['probe_loss'][-1]:.3f}")
     val_loss = evaluate(model, data.heldout, cfg)
     return TrainResult(model, cfg, val_loss, time.perf_counter() - start, history)
 

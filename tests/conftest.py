@@ -2,15 +2,14 @@ import os
 
 import pytest
 
+from lil_transformy.data import BUNDLED
 from lil_transformy.paths import DATA_ENV
 
 
 @pytest.fixture(scope="session")
 def token_data_dir():
-    folder = os.environ.get(DATA_ENV)
-    if not folder:
-        pytest.fail(f"set {DATA_ENV} to the TinyStories slice (shared/data/tinystories) to run these tests")
-    return folder
+    """The corpus the tests read: $LIL_TRANSFORMY_DATA where set, else the slice the course ships."""
+    return os.environ.get(DATA_ENV) or str(BUNDLED)
 
 
 @pytest.fixture(scope="session")

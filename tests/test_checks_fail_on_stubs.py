@@ -15,10 +15,15 @@ def test_every_check_fails_on_the_stubs(tmp_path):
                     "-m", "not passes_on_stubs",
                     f"--junitxml={report}"], cwd=REPO_ROOT, capture_output=True, timeout=600)
     cases = ET.parse(report).getroot().iter("testcase")
-    outcomes = {f"{c.get('classname')}::{c.get('name')}": [child.tag for child in c] for c in cases}
+    outcomes = {f"{c.get('classname')}::{c.get('name')}": " ".join(
+        f"{child.tag}: {child.get('message') or child.text}" for child in c if child.tag != "properties")
+        for c in cases}
     assert len(outcomes) > 20, "the checks were not collected"
-    passed_on_stubs = [name for name, tags in outcomes.items() if not {"failure", "error"} & set(tags)]
-    assert passed_on_stubs == [], f"these checks pass on the stubs: {passed_on_stubs}"
+    # A check fails on the stub only if it fails *because* of the stub: the stub's own NotImplementedError
+    # ("not written yet"), not a missing data folder or another set-up error.
+    not_failed_by_the_stub = {name: outcome for name, outcome in outcomes.items()
+                              if not outcome.startswith(("failure", "error")) or "not written yet" not in outcome}
+    assert not_failed_by_the_stub == {}, f"these checks do not fail on the stub's NotImplementedError: {not_failed_by_the_stub}"
 
 
 def test_ready_made_attention_is_caught(tmp_path):

@@ -28,4 +28,13 @@ def test_progress_shows_every_stage(capsys):
     assert main(["progress", "--impl", "solutions"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("00") and "done" in lines[1]
-    assert lines[10].startswith("09") and "done" in lines[10] and "3.485" in lines[10]
+    assert lines[5].startswith("03b") and "done" in lines[5]
+    assert lines[11].startswith("09") and "done" in lines[11]
+
+
+def test_progress_says_when_the_data_is_missing_instead_of_failing_the_student(capsys, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, "/nowhere")
+    assert main(["progress", "--impl", "solutions"]) == 2
+    out = capsys.readouterr().out
+    assert "03    bigram" in out and "done*" in out
+    assert "could not run, and are not counted: data folder /nowhere does not exist" in out

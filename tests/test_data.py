@@ -1,4 +1,8 @@
+import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -37,18 +41,48 @@ def test_missing_folder_says_how_to_fix(tmp_path):
         data.load_corpus(tmp_path / "nowhere")
 
 
-def test_unreadable_file_is_a_clear_error(tmp_path):
-    write_slice(tmp_path, ["A story."], "p\n\nq")
-    (tmp_path / data.TRAIN_FILE).write_text("not json\n")
-    with pytest.raises(LilTransformyError, match="cannot read TinyStories"):
+def test_a_truncated_file_names_the_file_and_the_line(tmp_path):
+    write_slice(tmp_path, ["A story."] * 100 + ["A story cut"], "p\n\nq")
+    path = tmp_path / data.TRAIN_FILE
+    path.write_text(path.read_text()[:-5])  # the last line loses its closing quote and brace
+    with pytest.raises(LilTransformyError, match=rf"cannot read {path}, line 101: expected one JSON object"):
         data.load_corpus(tmp_path)
 
 
-def test_no_folder_and_no_hub_names_both_fixes(tmp_path, monkeypatch):
+def test_the_course_ships_the_slice_unchanged():
+    """The default corpus is the shared slice, byte for byte (hashes from its README)."""
+    expected = {data.TRAIN_FILE: "1c41434b9d6d94a29760cd58d08a0b111045203feda3d90f7673bcb1bd6c320c",
+                data.VALIDATION_FILE: "5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6"}
+    for name, sha256 in expected.items():
+        assert hashlib.sha256((data.BUNDLED / name).read_bytes()).hexdigest() == sha256, name
+    readme = (data.BUNDLED / "README.md").read_text()
+    assert "CDLA-Sharing-1.0" in readme and "arXiv:2305.07759" in readme
+
+
+def test_no_setting_reads_the_shipped_slice(monkeypatch):
     monkeypatch.delenv(data.DATA_ENV, raising=False)
+    corpus = data.load_corpus()
+    assert corpus.source == str(data.BUNDLED) and len(corpus.train) == 245 + 1
+
+
+def test_a_relative_data_path_is_made_absolute_for_every_child(tmp_path):
+    """Kernels and graded cells run in other folders: they must inherit the folder the user meant."""
+    write_slice(tmp_path / "mine", ["A story."], "\n\n".join(["p"] * 5))
+    (tmp_path / "elsewhere").mkdir()
+    child = ("import os, subprocess, sys; import lil_transformy.paths; os.chdir('elsewhere'); "
+             "print(subprocess.run([sys.executable, '-c', 'from lil_transformy.data import load_corpus; "
+             "print(load_corpus().source)'], capture_output=True, text=True).stdout)")
+    done = subprocess.run([sys.executable, "-c", child], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, data.DATA_ENV: "mine"})
+    assert done.stdout.strip() == str(tmp_path / "mine"), done.stderr
+
+
+def test_no_hub_names_the_fixes(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.DATA_ENV, "hub")
     monkeypatch.setenv("LIL_TRANSFORMY_CACHE", str(tmp_path))
     monkeypatch.setattr("datasets.load_dataset", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("offline")))
     with pytest.raises(LilTransformyError) as error:
         data.load_corpus()
     assert "LIL_TRANSFORMY_DATA" in str(error.value) and "huggingface.co" in str(error.value)
+    assert "the slice the course ships" in str(error.value)
     assert not (tmp_path / "tinystories-hub" / data.TRAIN_FILE).exists()  # nothing half-written

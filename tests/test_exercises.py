@@ -1,7 +1,8 @@
 import pytest
 
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.exercises import out_of_sync, stub_source
+from lil_transformy.cli import OUT_OF_SYNC, main
+from lil_transformy.exercises import MANIFEST, out_of_sync, stub_source, write_exercises
 
 SOLUTION = '''def add(a, b):
     """Sum."""
@@ -32,14 +33,43 @@ def test_broken_markers_are_refused(broken, problem):
 
 
 def test_committed_exercises_are_in_sync():
-    assert out_of_sync() == [], "run `lil-transformy exercises` and commit exercises/"
+    stale = out_of_sync()
+    assert stale == [], OUT_OF_SYNC.format(files=", ".join(stale))
+
+
+def test_a_students_edit_survives_regeneration(tmp_path, capsys):
+    write_exercises(target=tmp_path)
+    solved = tmp_path / "stage_04_attention.py"
+    solved.write_text(solved.read_text().replace("# YOUR CODE HERE", "# my attention, half done"))
+    untouched = (tmp_path / "stage_05_attention_positions.py").read_text()
+    with pytest.raises(LilTransformyError, match=rf"edited since they were generated .*{solved}.*Nothing was written"):
+        write_exercises(target=tmp_path)
+    assert "my attention, half done" in solved.read_text()
+    assert (tmp_path / "stage_05_attention_positions.py").read_text() == untouched
+    write_exercises(target=tmp_path, force=True)  # maintainers only
+    assert "my attention, half done" not in solved.read_text()
+
+
+def test_the_command_refuses_to_overwrite_the_students_exercises(tmp_path, monkeypatch, capsys):
+    """`lil-transformy exercises` on a student's repository: one line, non-zero, nothing lost."""
+    import shutil
+
+    import lil_transformy.exercises as exercises
+
+    shutil.copytree(exercises.REPO_ROOT / "solutions", tmp_path / "solutions")
+    write_exercises(root=tmp_path)
+    mine = tmp_path / "exercises" / "stage_01_bag_of_words.py"
+    mine.write_text("# my work\n")
+    monkeypatch.setattr(exercises, "REPO_ROOT", tmp_path)
+    assert main(["exercises"]) == 2
+    assert "stage_01_bag_of_words.py" in capsys.readouterr().err and mine.read_text() == "# my work\n"
 
 
 def test_a_changed_solution_is_out_of_sync(tmp_path):
     (tmp_path / "solutions").mkdir()
     (tmp_path / "exercises").mkdir()
     (tmp_path / "solutions" / "stage_99_toy.py").write_text(SOLUTION)
-    assert out_of_sync(tmp_path) == ["__init__.py", "stage_99_toy.py"]
+    assert out_of_sync(tmp_path) == ["__init__.py", MANIFEST, "stage_99_toy.py"]
     (tmp_path / "exercises" / "__init__.py").write_text("")
     (tmp_path / "exercises" / "stage_98_gone.py").write_text("")
     assert "stage_98_gone.py" in out_of_sync(tmp_path)

@@ -17,7 +17,7 @@ def test_training_is_seeded_and_deterministic(token_data):
     other_seed = train(bigram, token_data, replace(QUICK, seed=1), progress=False)
     assert first.val_loss == again.val_loss
     assert first.val_loss != other_seed.val_loss
-    assert first.history["step"] == [10, 20] and len(first.history["val_loss"]) == 2
+    assert first.history["step"] == [10, 20] and len(first.history["probe_loss"]) == 2
     assert first.val_loss < 8.0  # below a uniform guess over 3.4k ids (8.14)
 
 
