@@ -15,7 +15,7 @@ import pytest
 
 from lil_transformy.paths import CACHE_ENV, DATA_ENV, REPO_ROOT
 
-pytestmark = pytest.mark.clone
+pytestmark = [pytest.mark.clone, pytest.mark.timeout(1500)]
 
 
 def readme_setup_commands() -> list[str]:
@@ -26,10 +26,11 @@ def readme_setup_commands() -> list[str]:
 
 
 def offline(command: list[str]) -> list[str]:
-    """The command in a network namespace of its own (no network at all), where this user may make one."""
-    unshare = shutil.which("unshare")
-    if unshare and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0:
-        return [unshare, "--net", *command]
+    """The command in a network namespace of its own, where this user may make one: loopback only
+    (a Jupyter kernel talks to its client over loopback), nothing outside."""
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")
+    if unshare and ip and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0:
+        return [unshare, "--net", "sh", "-c", f'{ip} link set lo up && exec "$@"', "offline", *command]
     return command
 
 
