@@ -1,12 +1,19 @@
-"""Fixtures every stage's checks use. A check file's folder (checks/stage_NN) names its stage."""
+"""Fixtures every stage's checks use. A check file's folder (checks/stage_NN) names its stage.
+
+With ``--isolate process|sandbox`` (how grading runs) the student's module is never imported here:
+`stage` and `Model` are handles on objects in a child process (lil_transformy.remote), and the
+checks judge only the data that comes back.
+"""
+import shutil
 from dataclasses import replace
 
 import pytest
 
-from lil_transformy import checking
+from lil_transformy import checking, sandbox
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading import GROUPS
-from lil_transformy.stages import load_stage_module, model_class
+from lil_transformy.remote import Remote, StudentCodeError
+from lil_transformy.stages import get_stage, implementation_folder, load_stage_module
 from lil_transformy.train import SHARED
 
 
@@ -19,19 +26,65 @@ def impl(request) -> str:
     return request.config.getoption("--impl")
 
 
+class StudentChild:
+    """The child process that holds the student's code, started on first use and again after it died."""
+
+    def __init__(self, folder, isolate: str, scratch_root):
+        self.folder, self.isolate, self.scratch_root, self.remote = folder, isolate, scratch_root, None
+
+    def get(self) -> Remote:
+        if self.remote is None or not self.remote.alive:
+            if self.remote is not None:
+                self.remote.close()
+            scratch = self.scratch_root / f"run{len(list(self.scratch_root.iterdir()))}"
+            scratch.mkdir()
+            for module in self.folder.glob("stage_*.py"):  # the stage modules, nothing else
+                shutil.copy(module, scratch)
+            make = sandbox.sandboxed_child if self.isolate == "sandbox" else sandbox.plain_child
+            self.remote = Remote(make(scratch), str(self.scratch_root / "child.log"))
+        return self.remote
+
+
+@pytest.fixture(scope="session")
+def student_child(request, tmp_path_factory):
+    isolate = request.config.getoption("--isolate")
+    if isolate == "no":
+        yield None
+        return
+    child = StudentChild(implementation_folder(request.config.getoption("--impl")), isolate,
+                         tmp_path_factory.mktemp("student"))
+    yield child
+    if child.remote is not None:
+        child.remote.close()
+
+
 @pytest.fixture
-def stage(request, impl):
-    """The module under test: e.g. exercises/stage_04_attention.py."""
+def stage(request, impl, student_child):
+    """The module under test: e.g. exercises/stage_04_attention.py (a handle on it, when isolated)."""
+    number = stage_number(request)
     try:
-        return load_stage_module(stage_number(request), impl)
-    except LilTransformyError as error:
+        if student_child is None:
+            return load_stage_module(number, impl)
+        return student_child.get().ask("import", number)
+    except (LilTransformyError, StudentCodeError) as error:
         pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture
-def Model(request, impl, stage):
+def stage_source(request, impl) -> tuple[str, str]:
+    """(file name, text) of the module under test, read as text: the judge never imports it."""
+    path = implementation_folder(impl) / f"{get_stage(stage_number(request)).module}.py"
+    return path.name, path.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+def Model(request, stage):
     """The stage's language model class."""
-    return model_class(stage_number(request), impl)
+    name = get_stage(stage_number(request)).model
+    try:
+        return getattr(stage, name)
+    except AttributeError:
+        pytest.fail(f"your module must keep the class {name} the scaffold defines", pytrace=False)
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from .paths import REPO_ROOT
+from .probes import embedding_gradient_map, input_gradient_map
+from .remote import StudentCodeError, run_probe
 
 EVOLUTION_REPORT = REPO_ROOT / "reports" / "evolution.json"
 # The same words in another order, ending on the same token: only word order tells them apart.
@@ -28,26 +30,46 @@ def expect(ok: bool, expected: str, found: str, hint: str) -> None:
 
 @contextmanager
 def student_code():
-    """A stub's NotImplementedError fails the check in one line, without a traceback."""
+    """A stub's NotImplementedError, or an error in the student's (remote) code, fails the check in one line."""
     try:
         yield
     except NotImplementedError as error:
         pytest.fail(f"not written yet: {error}", pytrace=False)
+    except StudentCodeError as error:
+        pytest.fail(f"your code raised {error}", pytrace=False)
+
+
+NON_FINITE_HINT = ("a row of scores that is all -inf (a mask that hides every key, the diagonal too) gives NaN "
+                   "after the softmax; so does a division by zero or a log of 0")
+
+
+def expect_finite(tensor: torch.Tensor, what: str) -> None:
+    """NaN or inf first: every comparison with NaN is false, so it would pass checks it should fail."""
+    bad = ~torch.isfinite(tensor.detach())
+    if bad.any():
+        where = torch.nonzero(bad)[0].tolist()
+        expect(False, f"finite numbers in {what}", f"{tensor.detach().flatten()[bad.flatten()][0].item()} "
+               f"at index {where}", NON_FINITE_HINT)
 
 
 def expect_shape(tensor, shape: tuple, what: str, hint: str) -> None:
     found = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else f"a {type(tensor).__name__}"
     expect(isinstance(tensor, torch.Tensor) and tuple(tensor.shape) == tuple(shape),
            f"{what} of shape {tuple(shape)}", f"{found}", hint)
+    if tensor.is_floating_point():
+        expect_finite(tensor, what)
 
 
 def first_future_leak_by_perturbation(forward, idx: torch.Tensor, vocab_size: int, atol: float = 1e-5):
     """(t, s) such that changing token s > t changed the output at t, or None.
 
     forward: (batch, seq) token ids -> (batch, seq, ...). Every future position is changed in turn.
+    Non-finite outputs fail first: NaN hides any change.
     """
     with torch.no_grad():
         base = forward(idx)
+        if isinstance(base, torch.Tensor) and base.is_floating_point():
+            expect_finite(base, "the output (a causality check cannot compare NaN)")
         for s in range(1, idx.size(1)):
             changed = idx.clone()
             changed[:, s] = (changed[:, s] + 1 + torch.arange(idx.size(0)) % (vocab_size - 1)) % vocab_size
@@ -63,47 +85,19 @@ def first_future_leak_by_gradient(forward, x: torch.Tensor):
 
     forward: (batch, seq, d) floats -> (batch, seq, ...).
     """
-    x = x.detach().clone().requires_grad_(True)
-    out = forward(x)
-    for t in range(x.size(1) - 1):
-        (grad,) = torch.autograd.grad(out[:, t].sum(), x, retain_graph=True, allow_unused=True)
-        if grad is None:
-            continue
-        leaks = grad[:, t + 1:].abs().amax(dim=(0, 2)) > 0  # (seq - t - 1,)
-        if leaks.any():
-            return t, t + 1 + int(torch.nonzero(leaks)[0])
-    return None
+    return first_leak(run_probe(input_gradient_map, forward, x))
 
 
-def embedding_gradient_leak(model: torch.nn.Module, idx: torch.Tensor):
-    """(t, s) such that the logits at t have a gradient from an embedding at position s > t, or None.
+def embedding_gradient_leak(model, idx: torch.Tensor):
+    """(t, s) such that the logits at t have a gradient from an embedding at position s > t, or None."""
+    return first_leak(run_probe(embedding_gradient_map, model, idx))
 
-    Follows every nn.Embedding output (token and position vectors) back from the logits.
-    """
-    captured = []
 
-    def keep(module, inputs, output):
-        output.retain_grad()
-        captured.append(output)
-
-    hooks = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, torch.nn.Embedding)]
-    try:
-        logits = model(idx)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    seq = idx.size(1)
-    for t in range(seq - 1):
-        for out in captured:
-            out.grad = None
-        logits[:, t].sum().backward(retain_graph=True)
-        for out in captured:
-            if out.grad is None or out.dim() < 2 or out.size(-2) != seq:
-                continue
-            leaks = out.grad.reshape(-1, seq, out.size(-1))[:, t + 1:].abs().amax(dim=(0, 2)) > 0
-            if leaks.any():
-                return t, t + 1 + int(torch.nonzero(leaks)[0])
-    return None
+def first_leak(gradients: torch.Tensor):
+    """(t, s) with s > t and a nonzero (or non-finite) gradient [t, s], the smallest t first; or None."""
+    future = torch.triu(torch.ones_like(gradients, dtype=torch.bool), diagonal=1)
+    leaks = torch.nonzero(future & ((gradients != 0) | ~torch.isfinite(gradients)))
+    return tuple(leaks[0].tolist()) if len(leaks) else None
 
 
 def reference_report() -> dict:

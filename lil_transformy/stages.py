@@ -86,9 +86,8 @@ def load_stage_module(number: str, impl: str = "exercises") -> types.ModuleType:
 
 
 def package_for(folder: Path, impl: str) -> str:
-    """The import name of an implementation folder; other folders get a name of their own."""
-    if impl in IMPLEMENTATIONS and folder.parent == REPO_ROOT:
-        return impl
+    """The import name of an implementation folder: a name of its own, so that no implementation (the
+    reference least of all) is importable by a plain ``import solutions``."""
     name = "lt_impl_" + hashlib.sha1(str(folder).encode()).hexdigest()[:12]
     if name not in sys.modules:
         package = types.ModuleType(name)

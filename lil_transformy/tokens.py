@@ -35,7 +35,7 @@ def load_token_data(data_dir=None, coverage: float = COVERAGE) -> TokenData:
     folder = cache_dir() / f"tokens-{fingerprint}"
     if not (folder / "done").exists():
         train_gpt2 = gpt2_stream(corpus.train)
-        vocab = Vocabulary.build(train_gpt2, coverage)
+        vocab = Vocabulary.for_training_tokens(train_gpt2, coverage)
         folder.mkdir(parents=True, exist_ok=True)
         vocab.save(folder / "vocab.json")
         np.save(folder / "train.npy", vocab.encode_gpt2(train_gpt2))

@@ -6,6 +6,8 @@ import torch
 from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
 from lil_transformy.checking import WORD_ORDER_PAIR, expect, expect_shape, student_code, word_order_pair
+from lil_transformy.probes import set_parameters
+from lil_transformy.remote import run_probe
 from lil_transformy.train import SHARED
 
 
@@ -29,11 +31,12 @@ def test_the_average_hides_word_order(Model, token_data):
     cfg = replace(SHARED, vocab_size=token_data.vocab.size)
     with student_code():
         model = Model(cfg).eval()
-        torch.nn.init.normal_(model.embed.position_embedding.weight)  # large positions: if order leaks, it shows
+        positions = "embed.position_embedding.weight"
+        run_probe(set_parameters, model, {positions: "normal"})  # large positions: if order leaks, it shows
         girl_dog, dog_girl = (model(ids)[0, -1] for ids in word_order_pair(token_data.vocab))
         no_positions = Model(cfg).eval()
         no_positions.load_state_dict(model.state_dict())
-        torch.nn.init.zeros_(no_positions.embed.position_embedding.weight)
+        run_probe(set_parameters, no_positions, {positions: "zeros"})
         without = no_positions(word_order_pair(token_data.vocab)[0])[0, -1]
     expect(not torch.allclose(girl_dog, without, atol=1e-4), "the positions to change the logits",
            "the same logits with every position vector zeroed", "does forward() use self.embed (tokens + positions)?")

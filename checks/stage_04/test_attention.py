@@ -77,5 +77,5 @@ def test_attention_sees_a_bag_of_predecessors(Model, tiny):
 
 
 @pytest.mark.passes_on_stubs  # a stub uses no ready-made attention either; a shortcut fails it
-def test_no_ready_made_attention(stage):
-    expect_nothing_ready_made(stage)
+def test_no_ready_made_attention(stage_source):
+    expect_nothing_ready_made(stage_source)

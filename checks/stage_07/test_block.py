@@ -6,19 +6,7 @@ from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, tes
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
 from checks.attention_checks import expect_nothing_ready_made
 from lil_transformy.checking import expect, expect_shape, student_code
-
-
-class Zero(torch.nn.Module):
-    def forward(self, x):
-        return torch.zeros_like(x)
-
-
-class Recorder(torch.nn.Module):
-    """Passes its input on, remembering it."""
-
-    def forward(self, x):
-        self.seen = x
-        return torch.zeros_like(x)
+from lil_transformy.probes import Recorder, Zero
 
 
 def make_block(stage, d_model=8):
@@ -60,5 +48,5 @@ def test_sublayers_see_normalised_input(stage):
 
 
 @pytest.mark.passes_on_stubs  # a stub uses no ready-made block either; a shortcut fails it
-def test_no_ready_made_block(stage):
-    expect_nothing_ready_made(stage)
+def test_no_ready_made_block(stage_source):
+    expect_nothing_ready_made(stage_source)

@@ -6,6 +6,8 @@ from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, tes
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
 from checks.attention_checks import expect_nothing_ready_made
 from lil_transformy.checking import expect, expect_shape, student_code
+from lil_transformy.probes import set_parameters
+from lil_transformy.remote import run_probe
 
 
 def test_split_heads(stage):
@@ -20,15 +22,13 @@ def test_split_heads(stage):
 
 def test_heads_attend_independently(stage):
     torch.manual_seed(0)
-    attention = stage.MultiHeadAttention(8, 2)
-    with torch.no_grad():
-        attention.W_O.weight.copy_(torch.eye(8))  # show the heads' outputs as they are
-        attention.W_O.bias.zero_()
-    x = torch.randn(2, 5, 8)
     with student_code():
+        attention = stage.MultiHeadAttention(8, 2)
+        run_probe(set_parameters, attention, {"W_O.weight": torch.eye(8), "W_O.bias": torch.zeros(8)})  # heads as they are
+        x = torch.randn(2, 5, 8)
         before = attention(x)
-        with torch.no_grad():
-            attention.W_Q.weight[4:] *= -3  # change head 1's queries only
+        W_Q = attention.W_Q.weight
+        run_probe(set_parameters, attention, {"W_Q.weight": torch.cat([W_Q[:4], -3 * W_Q[4:]])})  # head 1's queries only
         after = attention(x)
     expect_shape(before, (2, 5, 8), "attention(x)", "(batch, seq, d_model): merge the heads back and project with W_O")
     head0_moved = (after[..., :4] - before[..., :4]).abs().max().item()
@@ -40,5 +40,5 @@ def test_heads_attend_independently(stage):
 
 
 @pytest.mark.passes_on_stubs  # a stub uses no ready-made attention either; a shortcut fails it
-def test_no_ready_made_attention(stage):
-    expect_nothing_ready_made(stage)
+def test_no_ready_made_attention(stage_source):
+    expect_nothing_ready_made(stage_source)

@@ -1,0 +1,126 @@
+"""Where a student's code runs while it is graded: a child process, in a bubblewrap sandbox.
+
+bubblewrap (``bwrap``, Debian's package; what Flatpak uses) builds the child a file system of its
+own from a whitelist: the system's programs and libraries, Python and its packages, this library,
+the tokenized corpus (all read-only), and the student's stage modules in a scratch folder, the
+only place it may write. The gradebook, the course, other students' folders, the repository and
+the reference solutions are simply not there. It has no network, its own process tree (everything
+it starts dies with it), an unprivileged user, and limits on memory, processes, file size and,
+through the judge, time.
+"""
+import os
+import resource
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LilTransformyError
+from .paths import CACHE_ENV, DEVICE_ENV, cache_dir
+
+SANDBOX_USER = 65534  # nobody: the sandbox's processes belong to no one else
+MEMORY_LIMIT = 8 << 30  # bytes of address space (a 50 GiB allocation fails as a MemoryError)
+PROCESS_LIMIT = 256  # processes and threads of the sandbox user
+FILE_SIZE_LIMIT = 256 << 20  # bytes: the largest file it may write
+WORKDIR = "/grading"  # the scratch folder, as the child sees it
+SYSTEM_DIRS = ("/usr", "/etc")
+
+
+def bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+def require_bwrap(unsandboxed: bool) -> None:
+    """Grading refuses to run students' code without the sandbox, unless the instructor says so."""
+    if not unsandboxed and bwrap() is None:
+        raise LilTransformyError(
+            "bubblewrap (bwrap) is not installed, and grading runs every student's code in its sandbox: "
+            "install it (Debian/Ubuntu: apt-get install bubblewrap), or pass --unsandboxed to grade without "
+            "isolation (a student's code could then read and change the gradebook and other students' work)")
+
+
+PIDS_CGROUP = Path("/sys/fs/cgroup/pids")  # cgroup v1 pids controller, where this machine has one
+
+
+@dataclass
+class Child:
+    """How to start the grading child: its command, environment and folder, and its limits."""
+    command: list[str]
+    env: dict
+    cwd: str
+    cgroup: Path | None = None  # a pids cgroup that caps its processes (root only; else RLIMIT_NPROC)
+
+    def preexec(self) -> None:
+        """In the forked child, before exec: the limits, which every process it starts inherits."""
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self.cgroup is not None:
+            (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        elif os.geteuid() != 0:  # root is exempt from RLIMIT_NPROC
+            resource.setrlimit(resource.RLIMIT_NPROC, (PROCESS_LIMIT, PROCESS_LIMIT))
+
+    def cleanup(self) -> None:
+        """Kill whatever is left in its cgroup, and remove the cgroup."""
+        if self.cgroup is None or not self.cgroup.exists():
+            return
+        for _ in range(50):
+            pids = (self.cgroup / "cgroup.procs").read_text().split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+            try:
+                self.cgroup.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
+def pids_cgroup() -> Path | None:
+    """A fresh pids cgroup capped at PROCESS_LIMIT, where we may make one."""
+    if os.geteuid() != 0 or not (PIDS_CGROUP / "cgroup.procs").exists():
+        return None
+    try:
+        group = PIDS_CGROUP / "lil_transformy" / uuid.uuid4().hex
+        group.mkdir(parents=True)
+        (group / "pids.max").write_text(str(PROCESS_LIMIT))
+        return group
+    except OSError:
+        return None
+
+
+def child_environment(home: str, threads: int) -> dict:
+    """A clean, whitelisted environment: nothing the grader's (or a student's) shell had set reaches the child."""
+    return {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", CACHE_ENV: str(cache_dir()),
+            DEVICE_ENV: "cpu", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
+
+
+def python_command(folder: Path) -> list[str]:
+    return [sys.executable, "-I", "-m", "lil_transformy.remote", str(folder)]
+
+
+def plain_child(folder: Path, threads: int = 2) -> Child:
+    """The child without a sandbox: a clean environment and working folder only (a student's own machine)."""
+    return Child(python_command(folder), child_environment(str(folder), threads), str(folder))
+
+
+def sandboxed_child(scratch: Path, threads: int = 2) -> Child:
+    """The child in a bubblewrap sandbox that sees only what it needs; `scratch` holds the student's modules."""
+    import lil_transformy
+
+    readonly = {Path(d) for d in SYSTEM_DIRS} | {Path(sys.base_prefix), Path(sys.prefix),
+                                                  Path(lil_transformy.__file__).parent, cache_dir()}
+    args = [bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev",
+            "--tmpfs", "/tmp", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+            "--symlink", "usr/bin", "/bin"]
+    if os.geteuid() == 0:  # run as nobody in a user namespace of its own, without capabilities
+        args += ["--unshare-user", "--uid", str(SANDBOX_USER), "--gid", str(SANDBOX_USER), "--cap-drop", "ALL"]
+    for path in sorted(readonly, key=lambda p: len(p.parts)):  # outer folders first
+        args += ["--ro-bind", str(path), str(path)]
+    args += ["--bind", str(scratch), WORKDIR, "--chdir", WORKDIR, "--", *python_command(Path(WORKDIR))]
+    return Child(args, child_environment(WORKDIR, threads), str(scratch), pids_cgroup())
