@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
                              "stub, broken) and grade them end to end")
     course.add_argument("dir", help="the course folder (build and demo create it)")
     course.add_argument("--stages", default="00-09", help="e.g. 00,03,05 (default 00-09, the 03b detour included)")
+    course.add_argument("--with-earlier-solutions", action="store_true",
+                        help="build: ship the reference modules of the earlier stages each stage imports "
+                             "(default: stubs; students bring their own)")
+    course.add_argument("--unsandboxed", action="store_true",
+                        help="grade/demo without the bubblewrap sandbox: students' code could then reach the "
+                             "gradebook and each other's work")
 
     commands.add_parser("strip-notebooks", help="remove outputs from notebooks/*.ipynb before committing (maintainers)")
 
@@ -140,18 +146,18 @@ def run_course(args) -> int:
     from . import course
     from .stages import parse_stages
 
-    stages, root = parse_stages(args.stages, detours=True), Path(args.dir)
+    stages, root = parse_stages(args.stages, detours=True), Path(args.dir).resolve()
     if args.action == "build":
-        groups = course.build(root, stages)
+        groups = course.build(root, stages, args.with_earlier_solutions)
         for number, names in groups.items():
             print(f"stage_{number}: graded groups {', '.join(names)}")
         print(f"course in {root}: students get {root / 'release'}; collect their work into "
               f"{root / 'submitted'}/<student>/stage_NN, then `lil-transformy course grade {root}`")
         return 0
     if args.action == "grade":
-        course.grade(root, stages)
+        course.grade(root, stages, sandboxed=not args.unsandboxed)
         return 0
-    return 0 if course.demo(root, stages) else 1
+    return 0 if course.demo(root, stages, sandboxed=not args.unsandboxed) else 1
 
 
 def run_strip_notebooks(args) -> int:

@@ -24,41 +24,33 @@ import pytest
 
 from .errors import LilTransformyError
 from .exercises import expected_exercises
-from .grading import GROUPS, SECONDS_FOR_ALL_CHECKS
+from .grading import GROUPS
 from .mutants import apply, read_patches
-from .notebook import QUICK_ENV
 from .notebook_files import notebook_path, read, with_impl
 from .paths import DATA_ENV, REPO_ROOT
+from .sandbox import require_bwrap
 from .stages import Stage, get_stage
 
 COURSE_ID = "lil-transformy"
-CELL_TIMEOUT = SECONDS_FOR_ALL_CHECKS + 120  # seconds; above the checks' own limit, so a stuck check says why
-STORY_STEPS_WHILE_GRADING = 30
-STORY_CELL_TIMEOUT = 180  # seconds for a notebook cell that is not graded (quick-mode training takes ~30 s)
 BROKEN_ATTENTION = "no_causal_mask"  # mutants/no_causal_mask.toml: the `broken` student's stage 04
 STUDENTS = ("reference", "stub", "broken")
 
 CONFIG = '''"""nbgrader configuration of the Lil Transformy course (written by `lil-transformy course build`)."""
 import os
 
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+
+from lil_transformy.nbgrader_hooks import GradeWithTheChecks
+
 c = get_config()  # noqa: F821 (nbgrader provides it)
 c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
-# The first graded cell runs the stage's checks in a separate process with its own time limit ({longest} s);
-# the cell limit is above it, so a stuck submission says why instead of timing out here.
-c.Execute.timeout = {cell_timeout}
-
-
-def cell_timeout(cell):
-    """Graded cells limit themselves; any other cell (a story cell, a student's own) gets {story_timeout} s."""
-    return {cell_timeout} if cell.metadata.get("nbgrader", {{}}).get("grade") else {story_timeout}
-
-
-c.Execute.timeout_func = cell_timeout
-c.Execute.interrupt_on_timeout = True
-# While grading, the story cells before the grade train for {story_steps} steps only: the grade does not
-# depend on them. The graded loss check always trains with the full shared budget, whatever this says.
-os.environ.setdefault({quick_env!r}, "{story_steps}")
+# Autograde does not run the student's notebook: where nbgrader would execute it, the course's judge runs the
+# stage's checks on the submitted stage modules (the student's code in a sandbox) and writes each group's
+# verdict into its graded cell; nbgrader then scores those cells and records them in its gradebook.
+c.Autograde.autograde_preprocessors = [GradeWithTheChecks, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 {data_line}# nbgrader copies the source's .py files over a submission before grading: the stub over the student's
 # code. A submission is graded as submitted: its own stage module and the earlier stages it carries.
 c.Autograde.exclude_overwriting = {exclude!r}
@@ -114,13 +106,16 @@ def graded_cell(number: str, group: str) -> nbformat.NotebookNode:
     return cell
 
 
-def course_notebook(stage: Stage, groups: list[str]) -> nbformat.NotebookNode:
+def course_notebook(stage: Stage, groups: list[str], with_earlier_solutions: bool) -> nbformat.NotebookNode:
     notebook = with_impl(read(notebook_path(stage.number)), ".")  # the modules beside the notebook
     earlier = stage_dependencies(stage)
+    what_they_are = ("the reference for the earlier stages this one builds on; put your own in their place if "
+                     "you like" if with_earlier_solutions else
+                     "the earlier stages this one builds on, as stubs: put your own solutions of those stages in "
+                     "their place")
     notebook.cells.insert(1, nbformat.v4.new_markdown_cell(
         f"**In this assignment** your code is `{stage.module}.py`, beside this notebook: `IMPL = \".\"` below "
-        f"runs it." + (f" The other `.py` files ({', '.join(earlier)}) are the reference for the earlier stages "
-                       f"this one builds on; put your own in their place if you like: you are graded on the "
+        f"runs it." + (f" The other `.py` files ({', '.join(earlier)}) are {what_they_are}: you are graded on the "
                        f"folder you hand in." if earlier else "") + " Your grade is at the end."))
     notebook.cells.append(nbformat.v4.new_markdown_cell(
         f"## Your grade\nEach cell below runs one group of the checks you can run yourself with "
@@ -134,13 +129,20 @@ def course_notebook(stage: Stage, groups: list[str]) -> nbformat.NotebookNode:
     return notebook
 
 
-def write_source(folder: Path, stage: Stage, groups: list[str]) -> None:
+def write_source(folder: Path, stage: Stage, groups: list[str], with_earlier_solutions: bool) -> list[str]:
+    """The assignment's files; returns the reference modules it ships (only `with_earlier_solutions`)."""
     folder.mkdir(parents=True)
     stubs = expected_exercises()
     (folder / f"{stage.module}.py").write_text(stubs[f"{stage.module}.py"], encoding="utf-8")
-    for module in stage_dependencies(stage):  # earlier stages: the reference, unless the student brings theirs
-        shutil.copy(REPO_ROOT / "solutions" / f"{module}.py", folder)
-    nbformat.write(course_notebook(stage, groups), folder / f"stage_{stage.number}.ipynb")
+    shipped = []
+    for module in stage_dependencies(stage):  # earlier stages: stubs, the student brings their own
+        if with_earlier_solutions:
+            shutil.copy(REPO_ROOT / "solutions" / f"{module}.py", folder)
+            shipped.append(f"{module}.py")
+        else:
+            (folder / f"{module}.py").write_text(stubs[f"{module}.py"], encoding="utf-8")
+    nbformat.write(course_notebook(stage, groups, with_earlier_solutions), folder / f"stage_{stage.number}.ipynb")
+    return shipped
 
 
 def nbgrader(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -153,21 +155,26 @@ def nbgrader(root: Path, *args: str, check: bool = True) -> subprocess.Completed
     return done
 
 
-def build(root: Path, stages: list[Stage], story_timeout: int = STORY_CELL_TIMEOUT) -> dict[str, list[str]]:
-    """Write the course folder and generate each stage's release; return the graded groups per stage."""
+def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False) -> dict[str, list[str]]:
+    """Write the course folder and generate each stage's release; return the graded groups per stage.
+
+    A release carries no solution code, unless `with_earlier_solutions`: then the reference modules of
+    the earlier stages a stage imports (never its own), and it says so.
+    """
+    root = root.resolve()
     if (root / "source").exists():
         raise LilTransformyError(f"{root} already holds a course: choose an empty folder")
     groups = graded_groups(stages)
     root.mkdir(parents=True, exist_ok=True)
     data = os.environ.get(DATA_ENV)
     (root / "nbgrader_config.py").write_text(CONFIG.format(
-        course_id=COURSE_ID, cell_timeout=CELL_TIMEOUT, story_timeout=story_timeout, quick_env=QUICK_ENV,
-        story_steps=STORY_STEPS_WHILE_GRADING,
-        longest=SECONDS_FOR_ALL_CHECKS,
-        data_line=f"os.environ.setdefault({DATA_ENV!r}, {data!r})\n" if data else "",  # absolute (paths.py)
+        course_id=COURSE_ID, data_line=f"os.environ.setdefault({DATA_ENV!r}, {data!r})\n" if data else "",  # absolute (paths.py)
         exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))
     for stage in stages:
-        write_source(root / "source" / f"stage_{stage.number}", stage, groups[stage.number])
+        shipped = write_source(root / "source" / f"stage_{stage.number}", stage, groups[stage.number],
+                               with_earlier_solutions)
+        if shipped:
+            print(f"stage_{stage.number} ships the reference solution of: {', '.join(shipped)}")
         nbgrader(root, "generate_assignment", f"stage_{stage.number}", "--force")
         release = root / "release" / f"stage_{stage.number}"
         if (release / f"{stage.module}.py").read_text() != (root / "source" / f"stage_{stage.number}" /
@@ -180,8 +187,9 @@ def submit(root: Path, student: str, stage: Stage) -> Path:
     """A copy of the release as `student`'s submission; `reference` and `broken` bring their own modules."""
     folder = root / "submitted" / student / f"stage_{stage.number}"
     shutil.copytree(root / "release" / f"stage_{stage.number}", folder)
-    if student in ("reference", "broken"):
-        shutil.copy(REPO_ROOT / "solutions" / f"{stage.module}.py", folder)
+    if student in ("reference", "broken"):  # their own solution of this stage and of the ones before
+        for module in stage_modules(stage):
+            shutil.copy(REPO_ROOT / "solutions" / module, folder)
     attention = folder / "stage_04_attention.py"
     if student == "broken" and attention.exists():  # their own stage 04, mask forgotten
         with tempfile.TemporaryDirectory() as tmp:
@@ -199,13 +207,13 @@ def expected_score(student: str, stage: Stage, groups: list[str]) -> float:
     return full
 
 
-def demo(root: Path, stages: list[Stage]) -> bool:
+def demo(root: Path, stages: list[Stage], sandboxed: bool = True) -> bool:
     """Build, submit three students per stage, grade; True if every score is the expected one."""
     groups = build(root, stages)
     for stage in stages:
         for student in STUDENTS:
             submit(root, student, stage)
-    scores, _ = grade(root, stages)
+    scores, _ = grade(root, stages, sandboxed)
     wrong = {key: want for key in scores
              if (want := expected_score(key[0], get_stage(key[1].removeprefix("stage_")),
                                         groups[key[1].removeprefix("stage_")])) != scores[key][0]}
@@ -216,23 +224,31 @@ def demo(root: Path, stages: list[Stage]) -> bool:
     return not wrong
 
 
-def grade(root: Path, stages: list[Stage]) -> tuple[dict, dict]:
+def grade(root: Path, stages: list[Stage], sandboxed: bool = True) -> tuple[dict, dict]:
     """Autograde every submission of `stages`, write feedback and grades.csv, print the table.
 
-    A submission nbgrader cannot grade (its kernel died) gets 0, stays in the gradebook, and gets a
-    feedback page saying why. Returns ({(student, assignment): (score, max)}, {(student, assignment): why}).
+    Every student with a folder in submitted/ is in grades.csv for every stage: one nbgrader could not
+    grade (no notebook, no submission) gets 0 and a feedback page saying why. Each student's code runs in
+    the sandbox; without bubblewrap this refuses, unless `sandboxed` is False (the instructor's choice).
+    Returns ({(student, assignment): (score, max)}, {(student, assignment): why it was not graded}).
     """
+    root = root.resolve()
     if not (root / "nbgrader_config.py").exists():
         raise LilTransformyError(f"{root} is not a course folder: make one with `lil-transformy course build {root}`")
+    require_bwrap(unsandboxed=not sandboxed)
+    sandbox_flag = [] if sandboxed else ["--GradeWithTheChecks.sandbox=False"]
+    students = sorted(p.name for p in (root / "submitted").iterdir() if p.is_dir()) if (root / "submitted").exists() else []
     failed = {}
     for stage in stages:
         assignment = f"stage_{stage.number}"
-        students = sorted(p.parent.name for p in (root / "submitted").glob(f"*/{assignment}"))
         print(f"autograding {assignment}: {', '.join(students)}", flush=True)
         for student in students:  # one at a time, so a failure's log is that student's
+            if not (root / "submitted" / student / assignment).is_dir():
+                failed[student, assignment] = "nothing was submitted for this assignment"
+                continue
             log = nbgrader(root, "autograde", assignment, "--student", student, "--create", "--force",
-                           check=False).stderr
-            if "There was an error processing" in log:
+                           *sandbox_flag, check=False).stderr
+            if "There was an error processing" in log or "No notebooks were matched" in log:
                 failed[student, assignment] = failure_reason(log)
         nbgrader(root, "generate_feedback", assignment, "--force", check=False)
         for student in students:
@@ -240,12 +256,37 @@ def grade(root: Path, stages: list[Stage]) -> tuple[dict, dict]:
     for (student, assignment), why in failed.items():
         write_failure_feedback(root, student, assignment, why)
     nbgrader(root, "export", "--to", str(root / "grades.csv"))
-    with open(root / "grades.csv", newline="") as f:
-        scores = {(row["student_id"], row["assignment"]): (float(row["raw_score"] or 0), float(row["max_score"]))
-                  for row in csv.DictReader(f) if row["assignment"] in {f"stage_{s.number}" for s in stages}}
+    points = {f"stage_{s.number}": float(sum(GROUPS[g].points for g in graded_groups_in_source(root, s)))
+              for s in stages}
+    scores = complete_grades(root / "grades.csv", students, points)
     print_table(scores, failed, stages)
     print(f"\ngrades: {root / 'grades.csv'}; feedback: {root / 'feedback'}")
     return scores, failed
+
+
+def graded_groups_in_source(root: Path, stage: Stage) -> list[str]:
+    """The graded groups of a stage's assignment, read from its source notebook."""
+    path = root / "source" / f"stage_{stage.number}" / f"stage_{stage.number}.ipynb"
+    return [grade_id.removeprefix(f"stage_{stage.number}_") for grade_id in grade_ids(path)]
+
+
+def complete_grades(path: Path, students: list[str], points: dict[str, float]) -> dict:
+    """grades.csv as nbgrader exported it, plus a 0 row for every (student, assignment) it lacks; the scores."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    have = {(row["student_id"], row["assignment"]) for row in rows}
+    for assignment, full in points.items():
+        for student in students:
+            if (student, assignment) not in have:
+                rows.append({**{name: "" for name in fields}, "assignment": assignment, "student_id": student,
+                             "raw_score": "0.0", "score": "0.0", "max_score": str(full)})
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return {(row["student_id"], row["assignment"]): (float(row["raw_score"] or 0), float(row["max_score"]))
+            for row in rows if row["assignment"] in points}
 
 
 def failure_reason(log: str) -> str:
@@ -278,10 +319,10 @@ def write_failure_feedback(root: Path, student: str, assignment: str, why: str) 
     folder = root / "feedback" / student / assignment
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{assignment}.html").write_text(
-        f"<html><body><h1>{assignment}: not graded</h1><p>nbgrader could not run your notebook to the end: "
-        f"<b>{html.escape(why)}</b></p><p>Every graded cell scores 0. Open the notebook, run "
-        f"<i>Kernel → Restart &amp; Run All</i> and look for the cell that stops the kernel "
-        f"(for example os._exit, or a crash in your module).</p></body></html>\n")
+        f"<html><body><h1>{assignment}: not graded</h1><p>Your submission could not be graded: "
+        f"<b>{html.escape(why)}</b></p><p>Every graded cell scores 0. Hand in the assignment's folder as you "
+        f"received it, with its notebook (<code>{assignment}.ipynb</code>) and your stage modules.</p>"
+        f"</body></html>\n")
 
 
 def print_table(scores: dict, failed: dict, stages: list[Stage]) -> None:

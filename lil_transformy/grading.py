@@ -1,10 +1,18 @@
-"""Graded notebook cells: one group of a stage's checks (the same pytest checks) on a folder.
+"""A stage's checks, by graded group, on a folder of stage modules: the verdict, computed by a judge.
 
-An nbgrader graded cell is ``grade("05", "causality")``. The stage's checks run in a separate
-process (pytest-timeout stops a check that loops; a crash takes only that process), and a graded
-cell writes only to stdout: nbgrader gives zero to any graded cell that writes to stderr.
+`run_checks` is the judge: a fresh ``python -I -m pytest`` of the stage's checks, in a clean
+environment and an empty working folder, on a copy of only the folder's stage modules. It never
+imports them: with ``--isolate`` the student's code runs in a child process (a bubblewrap sandbox
+when grading a class) and the checks judge the data it returns. Skipped, errored or missing
+checks count as failed.
+
+When a class is graded, `lil_transformy.nbgrader_hooks` calls the judge from nbgrader's
+autograde pipeline and writes the verdict into the graded cells. In a student's own notebook a
+graded cell, ``grade("05", "causality")``, runs the same judge and prints the same verdict (to
+stdout only: nbgrader gives zero to a graded cell that writes to stderr).
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +21,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import DEVICE_ENV, REPO_ROOT
-from .stages import get_stage
+from .paths import CACHE_ENV, DATA_ENV, DEVICE_ENV, REPO_ROOT, cache_dir
+from .stages import DETOURS, STAGES, get_stage
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,8 @@ GROUPS = {
 }
 SECONDS_PER_FAST_CHECK = 30  # a check (other than training, 300 s) that takes longer is stuck
 SECONDS_FOR_ALL_CHECKS = 600  # a backstop for what pytest-timeout cannot interrupt
+MODULE_FILES = {f"{stage.module}.py" for stage in STAGES + DETOURS}  # all a judge copies from a submission
+LARGEST_MODULE = 1 << 20  # bytes
 
 Outcomes = dict[str, list[tuple[str, str | None]]]  # group: [(check name, failure message or None)]
 _runs: dict[tuple[str, Path], tuple[Outcomes, str | None]] = {}  # one run of a stage's checks per kernel
@@ -44,38 +54,66 @@ class ChecksFailed(AssertionError):
 def grade(number: str, group: str, folder: str | Path = ".") -> None:
     """Report the `group` checks of stage `number` on the stage modules in `folder`; raise if any fails.
 
-    The first graded cell runs all the stage's checks (one process: torch is imported once); the
+    The first graded cell runs all the stage's checks (one judge: torch is imported once); the
     others report their group from that run.
     """
-    stage, spec = get_stage(number), GROUPS[group]
+    stage = get_stage(number)
     key = (stage.number, Path(folder).resolve())
     if key not in _runs:
         _runs[key] = run_checks(*key)
-    by_group, problem = _runs[key]
+    text, passed = verdict(stage.number, group, *_runs[key])
+    print(text)
+    if not passed:
+        raise ChecksFailed(text.splitlines()[-1])
+
+
+def verdict(number: str, group: str, by_group: Outcomes, problem: str | None) -> tuple[str, bool]:
+    """What a graded cell shows for `group`, and whether it earns its points."""
+    stage, spec = get_stage(number), GROUPS[group]
     outcomes = by_group.get(group, [])
-    print(f"stage {stage.number} ({stage.title}) - {spec.what}")
+    lines = [f"stage {stage.number} ({stage.title}) - {spec.what}"]
     for name, message in outcomes:
-        print(f"  {'PASS' if message is None else 'FAIL'}  {name}")
+        lines.append(f"  {'PASS' if message is None else 'FAIL'}  {name}")
         if message:
-            print("\n".join("        " + line.strip() for line in message.strip().splitlines()))
+            lines += ["        " + line.strip() for line in message.strip().splitlines()]
     failed = [name for name, message in outcomes if message is not None]
     if problem or failed or not outcomes:
         reason = problem or (f"{len(failed)} of {len(outcomes)} checks failed" if failed else "no checks ran")
-        print(f"=> 0 of {spec.points} points: {reason}")
-        raise ChecksFailed(reason)
-    print(f"=> {spec.points} of {spec.points} points")
+        return "\n".join(lines + [f"=> 0 of {spec.points} points: {reason}"]), False
+    return "\n".join(lines + [f"=> {spec.points} of {spec.points} points"]), True
 
 
-def run_checks(number: str, folder: Path, seconds: int = SECONDS_FOR_ALL_CHECKS) -> tuple[Outcomes, str | None]:
-    """Every check of stage `number` on `folder`, by group, and a problem that stopped the run (or None)."""
+def copy_stage_modules(folder: Path, target: Path) -> None:
+    """The stage modules of `folder`, and nothing else, into `target`: plain files only, never a link."""
+    target.mkdir(parents=True)
+    for name in sorted(MODULE_FILES):
+        path = folder / name
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= LARGEST_MODULE:
+            shutil.copyfile(path, target / name)
+
+
+def judge_environment(home: str, threads: int) -> dict:
+    """The judge's environment: set here, not inherited (a kernel's PYTHONPATH or PYTEST_PLUGINS stays out)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
+           CACHE_ENV: str(cache_dir()), DEVICE_ENV: "cpu",  # grade on the reference device
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if os.environ.get(DATA_ENV):
+        env[DATA_ENV] = os.environ[DATA_ENV]
+    return env
+
+
+def run_checks(number: str, folder: Path, seconds: int = SECONDS_FOR_ALL_CHECKS, isolate: str = "process",
+               threads: int = 2) -> tuple[Outcomes, str | None]:
+    """Every check of stage `number` on the stage modules of `folder`, by group, and a problem that stopped the
+    run (or None). isolate: where the student's code runs, "process" or "sandbox" (bubblewrap)."""
     with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.xml"
-        command = [sys.executable, "-m", "pytest", str(REPO_ROOT / "checks" / f"stage_{number}"),
-                   f"--impl={folder}", f"--junitxml={report}", "-q", "-p", "no:cacheprovider",
-                   f"--rootdir={REPO_ROOT}", f"--timeout={SECONDS_PER_FAST_CHECK}"]
-        env = {**os.environ, DEVICE_ENV: "cpu"}  # grade on the reference device, whatever the grader's machine has
-        process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        submission, report = Path(tmp) / "submission", Path(tmp) / "report.xml"
+        copy_stage_modules(Path(folder), submission)
+        command = [sys.executable, "-I", "-m", "pytest", str(REPO_ROOT / "checks" / f"stage_{number}"),
+                   f"--impl={submission}", f"--isolate={isolate}", f"--junitxml={report}", "-q",
+                   "-p", "no:cacheprovider", f"--rootdir={REPO_ROOT}", f"--timeout={SECONDS_PER_FAST_CHECK}"]
+        process = subprocess.Popen(command, cwd=tmp, env=judge_environment(tmp, threads), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         try:
             output, _ = process.communicate(timeout=seconds)
         except subprocess.TimeoutExpired:
@@ -93,11 +131,13 @@ def read_outcomes(report: Path) -> Outcomes:
     outcomes = {}
     for case in ET.parse(report).getroot().iter("testcase"):
         group = next(p.get("value") for p in case.iter("property") if p.get("name") == "group")
-        problems = [child for child in case if child.tag in ("failure", "error")]
+        problems = [child for child in case if child.tag in ("failure", "error", "skipped")]
         message = None
         if problems:
             message = problems[0].get("message") or (problems[0].text or "").strip().splitlines()[-1]
             message = message.removeprefix("Failed: ")
+            if problems[0].tag == "skipped":  # a check that did not run did not pass
+                message = f"skipped, so not passed: {message}"
             if "Timeout" in message and "pytest-timeout" in message:
                 message = f"{message}: does your code loop forever?"
         outcomes.setdefault(group, []).append((case.get("name"), message))

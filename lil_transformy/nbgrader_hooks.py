@@ -1,0 +1,42 @@
+"""nbgrader's autograde, with the verdict computed by the course's judge instead of the student's kernel.
+
+`lil-transformy course build` configures autograde to run `GradeWithTheChecks` where nbgrader runs
+its Execute preprocessor. Nothing of the student's notebook is executed: the judge
+(`grading.run_checks`) runs the stage's checks on a copy of only the submission's stage modules,
+the student's code in a sandbox, and this preprocessor writes each group's verdict into its graded
+cell: the messages as output, and an error when the group fails. nbgrader's own SaveAutoGrades then
+scores the cells and records them in its gradebook, as for any autograded notebook. Whatever the
+notebook defines, prints or patches cannot change the verdict, and a story cell that would loop,
+crash or kill its kernel costs nothing.
+"""
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Int
+
+from .grading import GROUPS, run_checks, verdict
+
+
+class GradeWithTheChecks(NbGraderPreprocessor):
+    sandbox = Bool(True, help="run the student's code in the bubblewrap sandbox").tag(config=True)
+    threads = Int(2, help="CPU threads for one student's checks").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        number = resources["nbgrader"]["assignment"].removeprefix("stage_")
+        folder = Path(resources["metadata"]["path"])
+        by_group, problem = run_checks(number, folder, isolate="sandbox" if self.sandbox else "process",
+                                       threads=self.threads)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            cell.outputs, cell.execution_count = [], None
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            group = grade_id.removeprefix(f"stage_{number}_")
+            if cell.metadata.get("nbgrader", {}).get("grade") and group in GROUPS:
+                text, passed = verdict(number, group, by_group, problem)
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text + "\n"))
+                if not passed:
+                    cell.outputs.append(nbformat.v4.new_output("error", ename="ChecksFailed",
+                                                               evalue=text.splitlines()[-1], traceback=[]))
+        return nb, resources
