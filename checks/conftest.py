@@ -31,6 +31,16 @@ class StudentChild:
 
     def __init__(self, folder, isolate: str, scratch_root):
         self.folder, self.isolate, self.scratch_root, self.remote = folder, isolate, scratch_root, None
+        self.import_failed = None  # why importing the student's module failed: every later check fails at once
+
+    def import_stage(self, number: str):
+        if self.import_failed:
+            pytest.fail(self.import_failed, pytrace=False)
+        try:
+            return self.get().ask("import", number)
+        except BaseException as error:  # also a timeout: a module that loops at import loops every time
+            self.import_failed = f"importing your module failed: {error}"
+            raise
 
     def get(self) -> Remote:
         if self.remote is None or not self.remote.alive:
@@ -65,7 +75,7 @@ def stage(request, impl, student_child):
     try:
         if student_child is None:
             return load_stage_module(number, impl)
-        return student_child.get().ask("import", number)
+        return student_child.import_stage(number)
     except (LilTransformyError, StudentCodeError) as error:
         pytest.fail(str(error), pytrace=False)
 

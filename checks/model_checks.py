@@ -10,6 +10,7 @@ import torch
 
 from lil_transformy.checking import (embedding_gradient_leak, expect, expect_shape, first_future_leak_by_perturbation,
                                      reference_loss, student_code)
+from lil_transformy.errors import LilTransformyError
 from lil_transformy.probes import logits, train_with_the_shared_budget
 from lil_transformy.remote import StudentCodeError, run_probe
 from lil_transformy.stages import DETOURS, STAGES, get_stage

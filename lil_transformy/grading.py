@@ -103,15 +103,17 @@ def judge_environment(home: str, threads: int) -> dict:
 
 
 def run_checks(number: str, folder: Path, seconds: int = SECONDS_FOR_ALL_CHECKS, isolate: str = "process",
-               threads: int = 2) -> tuple[Outcomes, str | None]:
+               threads: int = 2, select: str | None = None) -> tuple[Outcomes, str | None]:
     """Every check of stage `number` on the stage modules of `folder`, by group, and a problem that stopped the
-    run (or None). isolate: where the student's code runs, "process" or "sandbox" (bubblewrap)."""
+    run (or None). isolate: where the student's code runs, "process" or "sandbox" (bubblewrap);
+    select: a pytest -m expression ("not training": no loss check)."""
     with tempfile.TemporaryDirectory() as tmp:
         submission, report = Path(tmp) / "submission", Path(tmp) / "report.xml"
         copy_stage_modules(Path(folder), submission)
         command = [sys.executable, "-I", "-m", "pytest", str(REPO_ROOT / "checks" / f"stage_{number}"),
                    f"--impl={submission}", f"--isolate={isolate}", f"--junitxml={report}", "-q",
-                   "-p", "no:cacheprovider", f"--rootdir={REPO_ROOT}", f"--timeout={SECONDS_PER_FAST_CHECK}"]
+                   "-p", "no:cacheprovider", f"--rootdir={REPO_ROOT}", f"--timeout={SECONDS_PER_FAST_CHECK}",
+                   *(["-m", select] if select else [])]
         process = subprocess.Popen(command, cwd=tmp, env=judge_environment(tmp, threads), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         try:

@@ -1,7 +1,8 @@
-"""The nbgrader course: the release carries stubs, and bad submissions cost only what they broke.
+"""The nbgrader course: releases carry stubs, never solutions, and bad submissions cost only what they broke.
 
 Stage 00 (no training) keeps this fast; `lil-transformy course demo` (run by CI) grades the
-reference, the stubs and a peeking attention on stages with models.
+reference, the stubs and a peeking attention on stages with models; tests/test_grading_attacks.py
+grades students who cheat.
 """
 import shutil
 
@@ -15,13 +16,12 @@ from lil_transformy.stages import get_stage
 
 STAGE = get_stage("00")
 MODULE = f"{STAGE.module}.py"
-STORY_TIMEOUT = 20  # seconds, so the endless story cell below is cut short quickly
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("course")
-    course.build(root, [STAGE], story_timeout=STORY_TIMEOUT)
+    course.build(root, [STAGE])
     return root
 
 
@@ -29,6 +29,19 @@ def test_release_carries_the_stub_never_the_solution(root):
     release = root / "release" / "stage_00"
     assert (release / MODULE).read_text() == expected_exercises()[MODULE]
     assert "BEGIN SOLUTION" not in (release / MODULE).read_text() + (release / "stage_00.ipynb").read_text()
+
+
+def test_a_later_stage_ships_no_solution_code_unless_asked(tmp_path, capsys):
+    """Stage 09 builds on 01, 02, 04, 07, 08: they travel as stubs; --with-earlier-solutions ships the reference."""
+    stage = get_stage("09")
+    stubs = expected_exercises()
+    shipped = course.write_source(tmp_path / "plain", stage, ["shapes"], with_earlier_solutions=False)
+    assert shipped == []
+    for module in course.stage_modules(stage):
+        assert (tmp_path / "plain" / module).read_text() == stubs[module], module
+    shipped = course.write_source(tmp_path / "with", stage, ["shapes"], with_earlier_solutions=True)
+    assert f"{stage.module}.py" not in shipped and len(shipped) == len(course.stage_modules(stage)) - 1
+    assert (tmp_path / "with" / f"{stage.module}.py").read_text() == stubs[f"{stage.module}.py"]
 
 
 def edit_notebook(folder, change):
@@ -51,9 +64,9 @@ SUBMISSIONS = {  # student: (what they did to the release, the points expected, 
     "syntax_error": ("def count_tokens(:\n", 0, "could not be imported: SyntaxError"),
     "edited_locked_cell": (lambda nb: setattr(graded_cells(nb)[0], "source", "print('full marks please')"), 2, None),
     "deleted_graded_cell": (lambda nb: nb.cells.remove(graded_cells(nb)[0]), 0, "missing from your notebook (deleted?)"),
-    # nbgrader cannot go on without a kernel: zero for the notebook, and a feedback page that says why
-    "kernel_dies": (insert_first("import os\nos._exit(1)"), 0, "Kernel died"),
-    "endless_story_cell": (insert_first("while True:\n    pass"), 2, "CellTimeoutError"),
+    # autograde never runs the notebook: a story cell that kills its kernel or loops costs nothing
+    "kernel_dies": (insert_first("import os\nos._exit(1)"), 2, None),
+    "endless_story_cell": (insert_first("while True:\n    pass"), 2, None),
 }
 
 
@@ -67,9 +80,9 @@ def test_bad_submissions_lose_only_what_they_broke(root):
             (folder / MODULE).write_text(change + (folder / MODULE).read_text())
         elif change:
             edit_notebook(folder, change)
-    scores, failed = course.grade(root, [STAGE])
+    scores, failed = course.grade(root, [STAGE], sandboxed=False)  # the sandbox: tests/test_grading_attacks.py
     scores = {student: score for (student, _), (score, _) in scores.items()}
-    assert list(failed) == [("kernel_dies", "stage_00")] and "Kernel died" in failed["kernel_dies", "stage_00"]
+    assert failed == {}
     assert set(scores) == set(SUBMISSIONS), "every student is in the gradebook"
     for student, (_, points, reason) in SUBMISSIONS.items():
         assert scores[student] == points, f"{student}: {scores[student]} points, expected {points}"

@@ -31,6 +31,34 @@ def test_an_endless_loop_costs_its_group_and_says_why(tmp_path):
     assert outcomes == {} and "did not finish within 10 s" in problem
 
 
+def test_skipped_checks_and_no_checks_earn_nothing(tmp_path):
+    """A module that skips every check at import: skipped is not passed, in every group."""
+    from lil_transformy.grading import verdict
+
+    write_exercises(target=tmp_path)
+    module = tmp_path / "stage_00_data.py"
+    module.write_text("import pytest\npytest.skip('nothing to see', allow_module_level=True)\n" + module.read_text())
+    by_group, problem = run_checks("00", tmp_path)
+    text, passed = verdict("00", "property", by_group, problem)
+    assert not passed and "FAIL" in text
+    assert verdict("00", "shapes", {}, None) == ("stage 00 (data prep) - shapes: your code returns tensors of the "
+                                                 "right shape\n=> 0 of 1 points: no checks ran", False)
+
+
+def test_the_judge_never_imports_the_students_module(tmp_path):
+    """A module that patches torch and pytest where it is imported changes only its own outputs."""
+    import shutil
+
+    shutil.copytree(REPO_ROOT / "solutions", tmp_path / "mine")
+    module = tmp_path / "mine" / "stage_04_attention.py"
+    module.write_text("import torch, pytest\ntorch.allclose = lambda *a, **k: True\npytest.fail = lambda *a, **k: None\n"
+                      + module.read_text().replace('    scores = scores.masked_fill(~causal_mask(q.size(-2), q.device), '
+                                                   'float("-inf"))\n', ""))
+    by_group, problem = run_checks("04", tmp_path / "mine", isolate="process", select="not training")
+    assert problem is None
+    assert any(message and "sees the future" in message for _, message in by_group["causality"])
+
+
 def test_every_check_is_in_exactly_one_group():
     class Collector:
         def pytest_collection_finish(self, session):
