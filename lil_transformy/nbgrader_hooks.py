@@ -5,7 +5,8 @@ its Execute preprocessor. Nothing of the student's notebook is executed: the jud
 (`grading.run_checks`) runs the stage's checks on a copy of only the submission's stage modules,
 the student's code in a sandbox, and this preprocessor writes each group's verdict into its graded
 cell: the messages as output, and an error when the group fails. nbgrader's own SaveAutoGrades then
-scores the cells and records them in its gradebook, as for any autograded notebook. Whatever the
+scores the cells and records them in its gradebook, as for any autograded notebook. Every graded cell
+gets an explicit verdict: nbgrader gives full marks to a graded cell without output. Whatever the
 notebook defines, prints or patches cannot change the verdict, and a story cell that would loop,
 crash or kill its kernel costs nothing.
 """
@@ -25,8 +26,11 @@ class GradeWithTheChecks(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         number = resources["nbgrader"]["assignment"].removeprefix("stage_")
         folder = Path(resources["metadata"]["path"])
-        by_group, problem = run_checks(number, folder, isolate="sandbox" if self.sandbox else "process",
-                                       threads=self.threads)
+        try:
+            by_group, problem = run_checks(number, folder, isolate="sandbox" if self.sandbox else "process",
+                                           threads=self.threads)
+        except Exception as error:  # never leave a graded cell without a verdict: nbgrader would give full marks
+            by_group, problem = {}, f"the grader failed ({type(error).__name__}: {error}); ask your instructor"
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue

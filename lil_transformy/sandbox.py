@@ -8,9 +8,11 @@ the reference solutions are simply not there. It has no network, its own process
 it starts dies with it), an unprivileged user, and limits on memory, processes, file size and,
 through the judge, time.
 """
+import ctypes
 import os
 import resource
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -41,6 +43,7 @@ def require_bwrap(unsandboxed: bool) -> None:
             "isolation (a student's code could then read and change the gradebook and other students' work)")
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 PIDS_CGROUP = Path("/sys/fs/cgroup/pids")  # cgroup v1 pids controller, where this machine has one
 
 
@@ -54,6 +57,7 @@ class Child:
 
     def preexec(self) -> None:
         """In the forked child, before exec: the limits, which every process it starts inherits."""
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the judge
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -71,3 +71,22 @@ def test_every_check_is_in_exactly_one_group():
     for item in collector.items:
         groups = [g for g, spec in GROUPS.items() if item.get_closest_marker(spec.marker)]
         assert len(groups) == 1, f"{item.nodeid} is in {groups}"
+
+
+def test_the_students_process_dies_with_the_judge(tmp_path):
+    """A judge stopped by its backstop takes the student's looping code with it: nothing is left running."""
+    import subprocess
+    import time
+
+    def children():
+        found = subprocess.run(["pgrep", "-f", "lil_transformy.remote"], capture_output=True, text=True).stdout
+        return set(found.split())
+
+    before = children()
+    write_exercises(target=tmp_path)
+    module = tmp_path / "stage_03_bigram.py"
+    module.write_text(module.read_text().replace("        # YOUR CODE HERE\n", "        while True:\n            pass\n"))
+    outcomes, problem = run_checks("03", tmp_path, seconds=10)
+    assert "did not finish within 10 s" in problem
+    time.sleep(2)
+    assert children() - before == set(), "the student's process outlived its judge"
