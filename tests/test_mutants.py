@@ -19,3 +19,14 @@ def test_a_stale_patch_is_a_clear_error(tmp_path):
     stale = Patch("stale", "04", "a mistake", "no_peeking", [{"old": "text that is not there", "new": ""}])
     with pytest.raises(LilTransformyError, match="occurs 0 times in stage_04_attention.py"):
         apply(stale, tmp_path / "stale")
+
+
+def test_a_check_that_skips_does_not_pass(tmp_path):
+    """A 'variant' that skips every check at import is no correct variant: skipped counts as failed."""
+    from lil_transformy.mutants import grade
+
+    skipper = Patch("skipper", "01", "skips every check", None,
+                    [{"old": "import torch\n", "new": "import pytest\npytest.skip('no', allow_module_level=True)\n"
+                                                      "import torch\n"}])
+    outcome = grade(skipper, tmp_path, training=False)
+    assert outcome.passed == [] and len(outcome.failed) > 3
