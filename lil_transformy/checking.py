@@ -4,6 +4,7 @@ Checks (checks/stage_NN/) grade a student's code; they call these so every stage
 failures the same way: what was expected, what was found, a hint.
 """
 import json
+import re
 import statistics
 from contextlib import contextmanager
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from .paths import REPO_ROOT
-from .probes import embedding_gradient_map, input_gradient_map
+from .probes import embedding_gradient_map, input_gradient_map, weight_effects
 from .remote import StudentCodeError, run_probe
 
 EVOLUTION_REPORT = REPO_ROOT / "reports" / "evolution.json"
@@ -35,6 +36,12 @@ def student_code():
         yield
     except NotImplementedError as error:
         pytest.fail(f"not written yet: {error}", pytrace=False)
+    except AttributeError as error:  # a renamed attribute of the scaffold, or a typo in the student's code
+        missing = re.search(r"attribute '(\w+)'|has no attribute `(\w+)`", str(error))
+        name = next((g for g in missing.groups() if g), None) if missing else None
+        pytest.fail(f"your code raised AttributeError: {error}" + (
+            f"\n  hint: if the scaffold defines {name}, your class must keep the attribute {name} under that name "
+            f"(the checks use it)" if name else ""), pytrace=False)
     except StudentCodeError as error:
         pytest.fail(f"your code raised {error}", pytrace=False)
 
@@ -91,6 +98,15 @@ def first_future_leak_by_gradient(forward, x: torch.Tensor):
 def embedding_gradient_leak(model, idx: torch.Tensor):
     """(t, s) such that the logits at t have a gradient from an embedding at position s > t, or None."""
     return first_leak(run_probe(embedding_gradient_map, model, idx))
+
+
+def expect_every_weight_matters(module, x: torch.Tensor, what: str, hint: str) -> None:
+    """Every weight matrix of the student's `module` must change its output and get a gradient."""
+    effects = run_probe(weight_effects, module, x)
+    idle = [e for e in effects if not (e["moved"] > 1e-6 and e["gradient"] > 0)]
+    expect(effects and not idle, f"every weight matrix of your {what} to shape its output (a gradient, and a "
+           f"change when it changes)", ", ".join(f"{e['name']} {tuple(e['shape'])} never does" for e in idle)
+           or "no weight matrix at all", hint)
 
 
 def first_leak(gradients: torch.Tensor):

@@ -109,3 +109,26 @@ def block_call_order(model: torch.nn.Module, idx: torch.Tensor) -> list:
         for hook in hooks:
             hook.remove()
     return calls
+
+
+def weight_effects(module: torch.nn.Module, x: torch.Tensor) -> list:
+    """For every weight matrix (a parameter of 2 or more dimensions, found by walking the module): its name,
+    the largest gradient a fixed random readout of the output puts on it, and how far the output moves
+    when the matrix is perturbed. A 1-d parameter (a bias, a LayerNorm gain) may legitimately not matter:
+    a bias on the keys, for one, shifts every score of a query alike, which the softmax ignores."""
+    generator = torch.Generator().manual_seed(0)
+    out = module(x)
+    readout = torch.randn(out.shape, generator=generator)
+    weights = [(name, p) for name, p in module.named_parameters() if p.dim() >= 2]
+    grads = torch.autograd.grad((out * readout).sum(), [p for _, p in weights], allow_unused=True)
+    effects = []
+    with torch.no_grad():
+        base = module(x)
+        for (name, parameter), grad in zip(weights, grads):
+            saved = parameter.clone()
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.5)
+            moved = (module(x) - base).abs().max().item()
+            parameter.copy_(saved)
+            effects.append({"name": name, "shape": list(parameter.shape), "moved": moved,
+                            "gradient": 0.0 if grad is None else grad.abs().max().item()})
+    return effects

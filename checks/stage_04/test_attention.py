@@ -7,7 +7,7 @@ import torch
 from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
 from checks.attention_checks import expect_nothing_ready_made
-from lil_transformy.checking import expect, expect_shape, student_code
+from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, student_code
 
 
 @pytest.mark.causality
@@ -62,6 +62,14 @@ def test_attention_head(stage):
            "vector, every output is that vector's value (a weighted mix of identical values)",
            f"a difference of {(out_same - value).abs().max():.3g}",
            "the output is attention_weights(q, k) @ v: rows of weights that sum to 1, times the values v = W_V(x)")
+
+
+def test_every_weight_of_the_head_matters(stage):
+    torch.manual_seed(0)
+    with student_code():
+        expect_every_weight_matters(stage.AttentionHead(12, 6), torch.randn(2, 5, 12), "attention head",
+                                    "is each projection used in forward()? scores from q = W_Q(x) and k = W_K(x), "
+                                    "then the weights mix the values v = W_V(x), not x itself")
 
 
 def test_attention_sees_a_bag_of_predecessors(Model, tiny):

@@ -3,7 +3,7 @@ import torch
 
 from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
-from lil_transformy.checking import expect, expect_shape, student_code
+from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, student_code
 
 
 def test_feed_forward_shape_and_positionwise(stage):
@@ -30,3 +30,10 @@ def test_feed_forward_is_not_linear(stage):
         gap = (ffn(a + b) - ffn(a) - ffn(b) + ffn(torch.zeros_like(a))).abs().max().item()
     expect(gap > 1e-4, "a nonlinear function: ffn(a + b) - ffn(a) - ffn(b) + ffn(0) != 0", f"a gap of {gap:.2g}",
            "without the GELU between up and down, two linear layers are one linear layer")
+
+
+def test_every_weight_of_the_ffn_matters(stage):
+    torch.manual_seed(0)
+    with student_code():
+        expect_every_weight_matters(stage.FeedForward(8), torch.randn(2, 3, 8), "feed-forward layer",
+                                    "forward() should use both layers: down(activation(up(x)))")

@@ -5,7 +5,7 @@ import torch
 from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
                                   test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
 from checks.attention_checks import expect_nothing_ready_made
-from lil_transformy.checking import expect, expect_shape, student_code
+from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, student_code
 from lil_transformy.probes import set_parameters
 from lil_transformy.remote import run_probe
 
@@ -37,6 +37,13 @@ def test_heads_attend_independently(stage):
            "changing head 1's queries moves head 1's output only",
            f"head 0 moved by {head0_moved:.2g}, head 1 by {head1_moved:.2g}",
            "each head gets its own slice of q, k and v (split_heads) and its own attention weights")
+
+
+def test_every_weight_of_multi_head_attention_matters(stage):
+    torch.manual_seed(0)
+    with student_code():
+        expect_every_weight_matters(stage.MultiHeadAttention(8, 2), torch.randn(2, 5, 8), "multi-head attention",
+                                    "the merged heads go through the output projection W_O before they are returned")
 
 
 @pytest.mark.passes_on_stubs  # a stub uses no ready-made attention either; a shortcut fails it
