@@ -25,6 +25,8 @@ class Config:
     schedule: str = "cosine"
     weight_decay: float = 0.1  # AdamW's decoupled decay, on every parameter
     grad_clip: float = 1.0  # largest gradient norm per step (0: no clipping)
+    beta2: float = 0.99  # AdamW's second-moment decay (beta1 is 0.9)
+    init: str = "default"  # "default": PyTorch's; "gpt2": weights normal(0, 0.02), biases 0 (LayerNorm as PyTorch's)
     seed: int = 0  # the initial weights and the order of the batches
     device: str = "auto"  # auto = cuda, else mps, else cpu ($LIL_TRANSFORMY_DEVICE overrides auto)
     eval_every: int = 100
@@ -109,6 +111,16 @@ def evaluate(model, ids: torch.Tensor, cfg: Config, max_tokens: int | None = Non
     return total / n_windows
 
 
+@torch.no_grad()
+def gpt2_init(model: torch.nn.Module) -> None:
+    """GPT-2's initialisation: every Linear and Embedding weight normal(0, 0.02), every Linear bias 0."""
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, torch.nn.Linear) and module.bias is not None:
+            torch.nn.init.zeros_(module.bias)
+
+
 def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = True,
           label: str = "training") -> TrainResult:
     """Build `model_class(cfg)`, train it for cfg.steps on data.train, score it on data.heldout."""
@@ -116,8 +128,13 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = T
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = model_class(cfg)  # PyTorch's default initialisation, as any textbook
+    if cfg.init == "gpt2":
+        gpt2_init(model)
+    elif cfg.init != "default":
+        raise LilTransformyError(f"unknown init {cfg.init!r}: use 'default' or 'gpt2'")
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2),
+                                  weight_decay=cfg.weight_decay)
     batches = torch.Generator().manual_seed(cfg.seed)  # the same batches for every stage
     history = {"step": [], "train_loss": [], "probe_loss": []}
     start = time.perf_counter()
@@ -144,5 +161,10 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = T
     return TrainResult(model, cfg, val_loss, time.perf_counter() - start, history)
 
 
+# Fields added after the reference report: listed only when set, so a report made before them still matches.
+LATER_FIELDS = {"beta2": 0.99, "init": "default"}
+
+
 def config_dict(cfg: Config) -> dict:
-    return {k: v for k, v in asdict(cfg).items() if k not in ("seed", "device", "vocab_size")}
+    return {k: v for k, v in asdict(cfg).items()
+            if k not in ("seed", "device", "vocab_size") and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
