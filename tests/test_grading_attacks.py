@@ -8,7 +8,9 @@ be the one their honest code earns, every honest grade intact, and grades.csv co
 """
 import os
 import shutil
+import socket
 import subprocess
+import threading
 
 import nbformat
 import pytest
@@ -47,6 +49,8 @@ MODULE_ATTACKS = {
         "                lambda: open({repo!r} + '/checks/conftest.py', 'a').write('# pwned'),\n"
         "                lambda: open('/tmp/' + {marker!r}, 'w').write('x')]:\n"
         "    try:\n        attempt()\n    except Exception:\n        pass\n"),
+    "phones_home": ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)"
+                    ".sendall(b'leak')\nexcept OSError:\n    pass\n"),
     "exits_at_import": "import sys\nsys.exit(0)\n",
     "kills_its_process": "import os\nos._exit(0)\n",
     "leaves_a_process_running": ("import os\nif os.fork() == 0:\n    os.setsid()\n"
@@ -85,11 +89,35 @@ def reference(module_name, old=None, new=None):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def listener():
+    """A loopback server a student's code tries to reach; what it hears is kept."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    heard, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+                heard.append(connection.recv(100))
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], heard
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, listener):
     root = tmp_path_factory.mktemp("attacks") / "course"
     course.build(root, [STAGE_00, STAGE_04])
     stub00 = expected_exercises()[f"{STAGE_00.module}.py"]
-    fill = {"repo": str(REPO_ROOT), "root": str(root), "marker": MARKER}
+    port, _ = listener
+    fill = {"repo": str(REPO_ROOT), "root": str(root), "marker": MARKER, "port": port}
     expected = {}
     submit(root, "honest", STAGE_00, {f"{STAGE_00.module}.py": reference(f"{STAGE_00.module}.py")})
     expected["honest", "stage_00"] = 2
@@ -138,8 +166,9 @@ def test_grades_csv_has_every_student_for_every_stage(graded):
     assert (root / "feedback" / "deleted_the_notebook" / "stage_00" / "stage_00.html").exists()
 
 
-def test_nobody_reached_a_classmate_the_gradebook_the_repository_or_the_machine(graded):
+def test_nobody_reached_a_classmate_the_gradebook_the_repository_the_network_or_the_machine(graded, listener):
     root, scores, failed, expected, before = graded
+    assert listener[1] == [], "a student's code reached the network"
     after = {p: p.read_bytes() for p in (root / "submitted" / "honest").rglob("*") if p.is_file()}
     assert after == before, "an honest student's submission changed"
     assert "# pwned" not in (REPO_ROOT / "checks" / "conftest.py").read_text()
