@@ -237,6 +237,8 @@ def grade(root: Path, stages: list[Stage], sandboxed: bool = True) -> tuple[dict
         raise LilTransformyError(f"{root} is not a course folder: make one with `lil-transformy course build {root}`")
     require_bwrap(unsandboxed=not sandboxed)
     sandbox_flag = [] if sandboxed else ["--GradeWithTheChecks.sandbox=False"]
+    if not sandboxed:
+        print("grading WITHOUT the sandbox (--unsandboxed): each student's code runs as you, next to the gradebook")
     students = sorted(p.name for p in (root / "submitted").iterdir() if p.is_dir()) if (root / "submitted").exists() else []
     failed = {}
     for stage in stages:
