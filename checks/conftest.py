@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 
 import pytest
+import torch
 
 from lil_transformy import checking, sandbox
 from lil_transformy.errors import LilTransformyError
@@ -51,7 +52,8 @@ class StudentChild:
             for module in self.folder.glob("stage_*.py"):  # the stage modules, nothing else
                 shutil.copy(module, scratch)
             make = sandbox.sandboxed_child if self.isolate == "sandbox" else sandbox.plain_child
-            self.remote = Remote(make(scratch), str(self.scratch_root / "child.log"))
+            # the child gets the judge's CPU threads: N students graded at once must not oversubscribe the machine
+            self.remote = Remote(make(scratch, torch.get_num_threads()), str(self.scratch_root / "child.log"))
         return self.remote
 
 

@@ -11,11 +11,10 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from .paths import REPO_ROOT
+from .paths import EVOLUTION_REPORT
 from .probes import embedding_gradient_map, input_gradient_map, weight_effects
 from .remote import StudentCodeError, run_probe
 
-EVOLUTION_REPORT = REPO_ROOT / "reports" / "evolution.json"
 # The same words in another order, ending on the same token: only word order tells them apart.
 WORD_ORDER_PAIR = ("The girl saw the dog.", "The dog saw the girl.")
 # Starts the message of a check that could not run for a reason outside the student's code (data,

@@ -35,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     evolve.add_argument("--out", default="runs/evolution", help="folder for evolution.json, .md, .png")
 
     course = commands.add_parser("course", help="an nbgrader course from the stages (instructors)")
-    course.add_argument("action", choices=["build", "grade", "demo"],
+    course.add_argument("action", choices=["build", "grade", "export", "demo"],
                         help="build: the course folder and its releases; grade: autograde every submission, "
-                             "feedback, grades.csv, a table; demo: build, submit three students (reference, "
-                             "stub, broken) and grade them end to end")
+                             "feedback, grades.csv, a table; export: grades.csv from the gradebook (after every "
+                             "--shard is done); demo: build, submit three students (reference, stub, broken) and "
+                             "grade them end to end")
     course.add_argument("dir", help="the course folder (build and demo create it)")
     course.add_argument("--stages", default="00-09", help="e.g. 00,03,05 (default 00-09, the 03b detour included)")
     course.add_argument("--with-earlier-solutions", action="store_true",
@@ -47,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     course.add_argument("--unsandboxed", action="store_true",
                         help="grade/demo without the bubblewrap sandbox: students' code could then reach the "
                              "gradebook and each other's work")
+    course.add_argument("--jobs", type=int, default=1,
+                        help="grade/demo: students judged at once, each in its own sandbox with cores/jobs CPU "
+                             "threads (at most one job per core; default 1)")
+    course.add_argument("--db", help="the gradebook's URL (nbgrader's db_url), e.g. postgresql://user@host/course: "
+                                     "build writes it into nbgrader_config.py; grade/export use it instead of "
+                                     "the configured one (default: SQLite in the course folder)")
+    course.add_argument("--shard", type=shard_spec, metavar="K/M",
+                        help="grade: only share K of M of the students (by a hash of their names), for M machines "
+                             "writing one PostgreSQL gradebook; then `course export` on any of them")
 
     commands.add_parser("strip-notebooks", help="remove outputs from notebooks/*.ipynb before committing (maintainers)")
 
@@ -148,16 +158,28 @@ def run_course(args) -> int:
 
     stages, root = parse_stages(args.stages, detours=True), Path(args.dir).resolve()
     if args.action == "build":
-        groups = course.build(root, stages, args.with_earlier_solutions)
+        groups = course.build(root, stages, args.with_earlier_solutions, args.db)
         for number, names in groups.items():
             print(f"stage_{number}: graded groups {', '.join(names)}")
         print(f"course in {root}: students get {root / 'release'}; collect their work into "
               f"{root / 'submitted'}/<student>/stage_NN, then `lil-transformy course grade {root}`")
         return 0
     if args.action == "grade":
-        course.grade(root, stages, sandboxed=not args.unsandboxed)
+        course.grade(root, stages, not args.unsandboxed, args.jobs, args.shard, args.db)
         return 0
-    return 0 if course.demo(root, stages, sandboxed=not args.unsandboxed) else 1
+    if args.action == "export":
+        scores = course.export(root, stages, args.db)
+        print(f"grades: {root / 'grades.csv'} ({len(scores)} rows)")
+        return 0
+    return 0 if course.demo(root, stages, not args.unsandboxed, args.jobs, args.db) else 1
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+    """K/M, 1 <= K <= M."""
+    k, _, m = text.partition("/")
+    if not (k.isdigit() and m.isdigit() and 1 <= int(k) <= int(m)):
+        raise argparse.ArgumentTypeError(f"{text!r}: write K/M with 1 <= K <= M, e.g. 1/3 on the first of 3 machines")
+    return int(k), int(m)
 
 
 def run_strip_notebooks(args) -> int:

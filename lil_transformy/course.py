@@ -9,6 +9,7 @@ A graded cell runs one group of the stage's pytest checks (lil_transformy.gradin
 """
 import contextlib
 import csv
+import hashlib
 import html
 import io
 import os
@@ -17,14 +18,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
 import pytest
+from tqdm import tqdm
 
 from .errors import LilTransformyError
 from .exercises import expected_exercises
-from .grading import GROUPS
+from .grading import GROUPS, judged
 from .mutants import apply, read_patches
 from .notebook_files import notebook_path, read, with_impl
 from .paths import DATA_ENV, REPO_ROOT
@@ -34,6 +38,7 @@ from .stages import Stage, get_stage
 COURSE_ID = "lil-transformy"
 BROKEN_ATTENTION = "no_causal_mask"  # mutants/no_causal_mask.toml: the `broken` student's stage 04
 STUDENTS = ("reference", "stub", "broken")
+VERDICTS = "verdicts"  # in the course folder: the judges' verdicts, <assignment>/<student>.json
 
 CONFIG = '''"""nbgrader configuration of the Lil Transformy course (written by `lil-transformy course build`)."""
 import os
@@ -51,7 +56,7 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # verdict into its graded cell; nbgrader then scores those cells and records them in its gradebook.
 c.Autograde.autograde_preprocessors = [GradeWithTheChecks, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-{data_line}# nbgrader copies the source's .py files over a submission before grading: the stub over the student's
+{data_line}{db_line}# nbgrader copies the source's .py files over a submission before grading: the stub over the student's
 # code. A submission is graded as submitted: its own stage module and the earlier stages it carries.
 c.Autograde.exclude_overwriting = {exclude!r}
 '''
@@ -155,11 +160,13 @@ def nbgrader(root: Path, *args: str, check: bool = True) -> subprocess.Completed
     return done
 
 
-def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False) -> dict[str, list[str]]:
+def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False,
+          db: str | None = None) -> dict[str, list[str]]:
     """Write the course folder and generate each stage's release; return the graded groups per stage.
 
     A release carries no solution code, unless `with_earlier_solutions`: then the reference modules of
-    the earlier stages a stage imports (never its own), and it says so.
+    the earlier stages a stage imports (never its own), and it says so. `db`: the gradebook's URL
+    (nbgrader's db_url; default SQLite in the course folder), e.g. a PostgreSQL server several graders share.
     """
     root = root.resolve()
     if (root / "source").exists():
@@ -169,6 +176,7 @@ def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False)
     data = os.environ.get(DATA_ENV)
     (root / "nbgrader_config.py").write_text(CONFIG.format(
         course_id=COURSE_ID, data_line=f"os.environ.setdefault({DATA_ENV!r}, {data!r})\n" if data else "",  # absolute (paths.py)
+        db_line=f"c.CourseDirectory.db_url = {db!r}  # the gradebook, shared by every grading machine\n" if db else "",
         exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))
     for stage in stages:
         shipped = write_source(root / "source" / f"stage_{stage.number}", stage, groups[stage.number],
@@ -207,13 +215,13 @@ def expected_score(student: str, stage: Stage, groups: list[str]) -> float:
     return full
 
 
-def demo(root: Path, stages: list[Stage], sandboxed: bool = True) -> bool:
+def demo(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1, db: str | None = None) -> bool:
     """Build, submit three students per stage, grade; True if every score is the expected one."""
-    groups = build(root, stages)
+    groups = build(root, stages, db=db)
     for stage in stages:
         for student in STUDENTS:
             submit(root, student, stage)
-    scores, _ = grade(root, stages, sandboxed)
+    scores, _ = grade(root, stages, sandboxed, jobs)
     wrong = {key: want for key in scores
              if (want := expected_score(key[0], get_stage(key[1].removeprefix("stage_")),
                                         groups[key[1].removeprefix("stage_")])) != scores[key][0]}
@@ -224,46 +232,153 @@ def demo(root: Path, stages: list[Stage], sandboxed: bool = True) -> bool:
     return not wrong
 
 
-def grade(root: Path, stages: list[Stage], sandboxed: bool = True) -> tuple[dict, dict]:
+def grade(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1, shard: tuple[int, int] | None = None,
+          db: str | None = None) -> tuple[dict, dict]:
     """Autograde every submission of `stages`, write feedback and grades.csv, print the table.
 
-    Every student with a folder in submitted/ is in grades.csv for every stage: one nbgrader could not
-    grade (no notebook, no submission) gets 0 and a feedback page saying why. Each student's code runs in
-    the sandbox; without bubblewrap this refuses, unless `sandboxed` is False (the instructor's choice).
+    `jobs` students are judged at once, each in its own sandbox with cores // jobs CPU threads; each verdict
+    is recorded through nbgrader (autograde, feedback) as it arrives, one at a time: SQLite takes one writer.
+    Verdicts are kept in verdicts/<assignment>/<student>.json with what they were made from, so a run that was
+    stopped judges only what it had not judged. `shard` (k, m): grade only the students of share k of m, by a
+    hash of the name, so m machines writing one gradebook (`db`, a PostgreSQL URL) split the class between them.
+    Every student with a folder in submitted/ (of this shard) is in grades.csv for every stage: one nbgrader could
+    not grade (no notebook, no submission) gets 0 and a feedback page saying why. Without bubblewrap this
+    refuses, unless `sandboxed` is False (the instructor's choice).
     Returns ({(student, assignment): (score, max)}, {(student, assignment): why it was not graded}).
     """
-    root = root.resolve()
-    if not (root / "nbgrader_config.py").exists():
-        raise LilTransformyError(f"{root} is not a course folder: make one with `lil-transformy course build {root}`")
+    root = course_root(root)
     require_bwrap(unsandboxed=not sandboxed)
-    sandbox_flag = [] if sandboxed else ["--GradeWithTheChecks.sandbox=False"]
+    threads = threads_per_job(jobs)
     if not sandboxed:
         print("grading WITHOUT the sandbox (--unsandboxed): each student's code runs as you, next to the gradebook")
-    students = sorted(p.name for p in (root / "submitted").iterdir() if p.is_dir()) if (root / "submitted").exists() else []
-    failed = {}
-    for stage in stages:
-        assignment = f"stage_{stage.number}"
-        print(f"autograding {assignment}: {', '.join(students)}", flush=True)
-        for student in students:  # one at a time, so a failure's log is that student's
-            if not (root / "submitted" / student / assignment).is_dir():
-                failed[student, assignment] = "nothing was submitted for this assignment"
-                continue
-            log = nbgrader(root, "autograde", assignment, "--student", student, "--create", "--force",
-                           *sandbox_flag, check=False).stderr
-            if "There was an error processing" in log or "No notebooks were matched" in log:
-                failed[student, assignment] = failure_reason(log)
-        nbgrader(root, "generate_feedback", assignment, "--force", check=False)
-        for student in students:
-            note_missing_graded_cells(root, student, assignment)
+    if shard and not gradebook_url(root, db).startswith("postgresql"):
+        raise LilTransformyError("--shard splits a class between machines that write one gradebook: give it a "
+                                 "PostgreSQL one with --db postgresql://user@host/dbname")
+    api = gradebook_api(root, db, sandboxed, threads)
+    register_assignments(api, stages)
+    submitted = root / "submitted"
+    students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.exists() else []
+    students = [s for s in students if shard is None or in_shard(s, *shard)]
+    work = [(s, f"stage_{stage.number}") for stage in stages for s in students]
+    failed = {key: "nothing was submitted for this assignment" for key in work
+              if not (submitted / key[0] / key[1]).is_dir()}
+    work = [key for key in work if key not in failed]
+    print(f"grading {len(work)} submissions of {len(students)} students"
+          + (f" (share {shard[0]} of {shard[1]})" if shard else "")
+          + f", {jobs} at a time with {threads} CPU thread{'s' * (threads > 1)} each", flush=True)
+    with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(work), desc="graded", unit="submission") as bar:
+        judging = {pool.submit(judged, assignment.removeprefix("stage_"), submitted / student / assignment,
+                               root / VERDICTS / assignment / f"{student}.json", "sandbox" if sandboxed else "process",
+                               threads): (student, assignment) for student, assignment in work}
+        for done in as_completed(judging):  # record each verdict as it arrives, one at a time
+            student, assignment = judging[done]
+            if done.exception() is not None:  # the judge itself failed: autograde judges again, or scores 0
+                bar.write(f"{student} {assignment}: the judge failed ({done.exception()}); nbgrader will retry")
+            why = record(api, root, student, assignment)
+            if why:
+                failed[student, assignment] = why
+            bar.set_postfix_str(f"{student} {assignment}", refresh=False)
+            bar.update()
     for (student, assignment), why in failed.items():
         write_failure_feedback(root, student, assignment, why)
-    nbgrader(root, "export", "--to", str(root / "grades.csv"))
-    points = {f"stage_{s.number}": float(sum(GROUPS[g].points for g in graded_groups_in_source(root, s)))
-              for s in stages}
-    scores = complete_grades(root / "grades.csv", students, points)
+    scores = export(root, stages, db, students)
     print_table(scores, failed, stages)
     print(f"\ngrades: {root / 'grades.csv'}; feedback: {root / 'feedback'}")
     return scores, failed
+
+
+def course_root(root: Path) -> Path:
+    root = root.resolve()
+    if not (root / "nbgrader_config.py").exists():
+        raise LilTransformyError(f"{root} is not a course folder: make one with `lil-transformy course build {root}`")
+    return root
+
+
+def threads_per_job(jobs: int) -> int:
+    """CPU threads for each of `jobs` students judged at once: jobs x threads never exceeds the cores."""
+    cores = len(os.sched_getaffinity(0))
+    if not 1 <= jobs <= cores:
+        raise LilTransformyError(f"--jobs {jobs}: this machine has {cores} CPU cores, and each student judged at once "
+                                 f"needs one: choose 1 to {cores}")
+    return cores // jobs
+
+
+def in_shard(student: str, k: int, m: int) -> bool:
+    """Student `student` belongs to share k of m (1 <= k <= m), whatever other students a machine sees."""
+    return int(hashlib.sha256(student.encode()).hexdigest(), 16) % m == k - 1
+
+
+def gradebook_url(root: Path, db: str | None = None) -> str:
+    """The gradebook's URL: `db`, else the course's nbgrader_config.py, else nbgrader's default (SQLite)."""
+    from nbgrader.coursedir import CourseDirectory
+    return db or CourseDirectory(config=nbgrader_config(root)).db_url
+
+
+def nbgrader_config(root: Path):
+    """The course's nbgrader_config.py, as nbgrader reads it."""
+    from traitlets.config.loader import PyFileConfigLoader
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def gradebook_api(root: Path, db: str | None, sandboxed: bool, threads: int):
+    """nbgrader's own Python API on the course, its preprocessor reading the judges' verdicts."""
+    from nbgrader.apps import NbGraderAPI
+    config = nbgrader_config(root)
+    if db:
+        config.CourseDirectory.db_url = db
+    config.GradeWithTheChecks.sandbox = sandboxed
+    config.GradeWithTheChecks.threads = threads
+    config.GradeWithTheChecks.verdicts = str(root / VERDICTS)
+    return NbGraderAPI(config=config)
+
+
+def register_assignments(api, stages: list[Stage]) -> None:
+    """A gradebook given with --db may not know the assignments yet: generate them into it (once, whoever is first)."""
+    from nbgrader.api import Gradebook, MissingEntry
+    for stage in stages:
+        assignment = f"stage_{stage.number}"
+        for attempt in range(3):  # another machine may be registering it at the same moment
+            with Gradebook(api.coursedir.db_url, api.course_id) as gradebook:
+                try:
+                    gradebook.find_notebook(assignment, assignment)
+                    break
+                except MissingEntry:
+                    pass
+            result = api.generate_assignment(assignment, force=True, create=True)
+            if result["success"]:
+                break
+            if attempt == 2:
+                raise LilTransformyError(f"could not register {assignment} in the gradebook:\n{result.get('error', '')}")
+
+
+def record(api, root: Path, student: str, assignment: str) -> str | None:
+    """nbgrader's autograde and feedback for one submission (its verdict is saved); why it failed, or None."""
+    from sqlalchemy.exc import SAWarning
+    with warnings.catch_warnings():  # nbgrader's own session warnings: nothing an instructor can act on
+        warnings.simplefilter("ignore", SAWarning)
+        result = api.autograde(assignment, student, force=True, create=True)
+        log = result.get("log", "") + result.get("error", "")
+        if not result["success"] or "There was an error processing" in log or "No notebooks were matched" in log:
+            return failure_reason(log)
+        api.generate_feedback(assignment, student, force=True)
+    note_missing_graded_cells(root, student, assignment)
+    return None
+
+
+def export(root: Path, stages: list[Stage], db: str | None = None, students: list[str] | None = None) -> dict:
+    """grades.csv from the gradebook, completed with a 0 for each of `students` (default: every student folder in
+    submitted/) the gradebook lacks; returns the scores of `stages`."""
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins import CsvExportPlugin
+    root = course_root(root)
+    with Gradebook(gradebook_url(root, db), COURSE_ID) as gradebook:
+        CsvExportPlugin(to=str(root / "grades.csv")).export(gradebook)
+    if students is None:
+        submitted = root / "submitted"
+        students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.exists() else []
+    points = {f"stage_{s.number}": float(sum(GROUPS[g].points for g in graded_groups_in_source(root, s)))
+              for s in stages}
+    return complete_grades(root / "grades.csv", students, points)
 
 
 def graded_groups_in_source(root: Path, stage: Stage) -> list[str]:

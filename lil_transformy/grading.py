@@ -11,6 +11,8 @@ autograde pipeline and writes the verdict into the graded cells. In a student's 
 graded cell, ``grade("05", "causality")``, runs the same judge and prints the same verdict (to
 stdout only: nbgrader gives zero to a graded cell that writes to stderr).
 """
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -21,7 +23,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import CACHE_ENV, DATA_ENV, DEVICE_ENV, REPO_ROOT, cache_dir
+from .paths import CACHE_ENV, DATA_ENV, DEVICE_ENV, EVOLUTION_REPORT, REPO_ROOT, cache_dir
+from .sandbox import die_with_parent
 from .stages import DETOURS, STAGES, get_stage
 
 
@@ -83,13 +86,49 @@ def verdict(number: str, group: str, by_group: Outcomes, problem: str | None) ->
     return "\n".join(lines + [f"=> {spec.points} of {spec.points} points"]), True
 
 
+def stage_module_files(folder: Path) -> list[Path]:
+    """The stage modules of `folder` a judge looks at: plain files only, never a link, none too large."""
+    paths = [folder / name for name in sorted(MODULE_FILES)]
+    return [p for p in paths if p.is_file() and not p.is_symlink() and p.stat().st_size <= LARGEST_MODULE]
+
+
 def copy_stage_modules(folder: Path, target: Path) -> None:
-    """The stage modules of `folder`, and nothing else, into `target`: plain files only, never a link."""
+    """The stage modules of `folder`, and nothing else, into `target`."""
     target.mkdir(parents=True)
-    for name in sorted(MODULE_FILES):
-        path = folder / name
-        if path.is_file() and not path.is_symlink() and path.stat().st_size <= LARGEST_MODULE:
-            shutil.copyfile(path, target / name)
+    for path in stage_module_files(folder):
+        shutil.copyfile(path, target / path.name)
+
+
+def submission_key(number: str, folder: Path, isolate: str) -> str:
+    """What a verdict depends on: the submission's stage modules, the stage's checks, the library that runs them
+    and the reference losses they compare with. Equal keys, equal verdicts (up to float summation order)."""
+    library = Path(__file__).parent
+    judged = [*sorted((REPO_ROOT / "checks").glob("*.py")), *sorted((REPO_ROOT / "checks" / f"stage_{number}").glob("*.py")),
+              *sorted(library.glob("*.py")), EVOLUTION_REPORT, REPO_ROOT / "conftest.py"]
+    digest = hashlib.sha256(f"{number} {isolate}".encode())
+    for path in [*judged, *stage_module_files(folder)]:
+        digest.update(f"\0{path.name}\0{path.stat().st_size}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def judged(number: str, folder: Path, verdict_file: Path, isolate: str = "sandbox",
+           threads: int = 2) -> tuple[Outcomes, str | None]:
+    """The verdict on `folder`: read from `verdict_file` if it was made for these very modules by these very
+    checks, else the judge's (then saved there). A class is judged in parallel and recorded serially; a run that
+    was stopped half way judges only the submissions it had not judged yet."""
+    key = submission_key(number, folder, isolate)
+    try:
+        saved = json.loads(verdict_file.read_text())
+        if saved["key"] == key:
+            return {group: [tuple(o) for o in outcomes] for group, outcomes in saved["outcomes"].items()}, saved["problem"]
+    except (OSError, ValueError, KeyError):
+        pass  # none yet, or not for this submission
+    outcomes, problem = run_checks(number, folder, isolate=isolate, threads=threads)
+    verdict_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = verdict_file.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps({"key": key, "outcomes": outcomes, "problem": problem}, indent=1))
+    os.replace(partial, verdict_file)  # whole or not at all, even if grading is killed here
+    return outcomes, problem
 
 
 def judge_environment(home: str, threads: int) -> dict:
@@ -115,7 +154,8 @@ def run_checks(number: str, folder: Path, seconds: int = SECONDS_FOR_ALL_CHECKS,
                    "-p", "no:cacheprovider", f"--rootdir={REPO_ROOT}", f"--timeout={SECONDS_PER_FAST_CHECK}",
                    *(["-m", select] if select else [])]
         process = subprocess.Popen(command, cwd=tmp, env=judge_environment(tmp, threads), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=die_with_parent)  # a killed grading run leaves no judge running
         try:
             output, _ = process.communicate(timeout=seconds)
         except subprocess.TimeoutExpired:

@@ -9,26 +9,36 @@ scores the cells and records them in its gradebook, as for any autograded notebo
 gets an explicit verdict: nbgrader gives full marks to a graded cell without output. Whatever the
 notebook defines, prints or patches cannot change the verdict, and a story cell that would loop,
 crash or kill its kernel costs nothing.
+
+`lil-transformy course grade` judges many students at once and then records them one by one
+through nbgrader: it sets `verdicts`, the folder where the judges left their verdicts, and this
+preprocessor reads the verdict made for exactly these modules (or judges them itself).
 """
 from pathlib import Path
 
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Int
+from traitlets import Bool, Int, Unicode
 
-from .grading import GROUPS, run_checks, verdict
+from .grading import GROUPS, judged, run_checks, verdict
 
 
 class GradeWithTheChecks(NbGraderPreprocessor):
     sandbox = Bool(True, help="run the student's code in the bubblewrap sandbox").tag(config=True)
     threads = Int(2, help="CPU threads for one student's checks").tag(config=True)
+    verdicts = Unicode("", help="a folder of saved verdicts, <assignment>/<student>.json (empty: judge here)").tag(
+        config=True)
 
     def preprocess(self, nb, resources):
         number = resources["nbgrader"]["assignment"].removeprefix("stage_")
         folder = Path(resources["metadata"]["path"])
+        isolate = "sandbox" if self.sandbox else "process"
         try:
-            by_group, problem = run_checks(number, folder, isolate="sandbox" if self.sandbox else "process",
-                                           threads=self.threads)
+            if self.verdicts:
+                saved = Path(self.verdicts) / resources["nbgrader"]["assignment"] / f"{resources['nbgrader']['student']}.json"
+                by_group, problem = judged(number, folder, saved, isolate, self.threads)
+            else:
+                by_group, problem = run_checks(number, folder, isolate=isolate, threads=self.threads)
         except Exception as error:  # never leave a graded cell without a verdict: nbgrader would give full marks
             by_group, problem = {}, f"the grader failed ({type(error).__name__}: {error}); ask your instructor"
         for cell in nb.cells:

@@ -8,6 +8,7 @@ CACHE_ENV = "LIL_TRANSFORMY_CACHE"
 DEVICE_ENV = "LIL_TRANSFORMY_DEVICE"  # cpu, mps or cuda instead of the automatic choice
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+EVOLUTION_REPORT = REPO_ROOT / "reports" / "evolution.json"  # the reference losses every loss check compares with
 
 
 def make_data_path_absolute() -> None:

@@ -47,6 +47,14 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 PIDS_CGROUP = Path("/sys/fs/cgroup/pids")  # cgroup v1 pids controller, where this machine has one
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a child forked from a threaded grader must not load it
+
+
+def die_with_parent() -> None:
+    """In a forked child, before exec: SIGKILL when the thread that started it ends (prctl PR_SET_PDEATHSIG)."""
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 @dataclass
 class Child:
     """How to start the grading child: its command, environment and folder, and its limits."""
@@ -57,7 +65,7 @@ class Child:
 
     def preexec(self) -> None:
         """In the forked child, before exec: the limits, which every process it starts inherits."""
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the judge
+        die_with_parent()  # dies with the judge
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
