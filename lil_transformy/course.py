@@ -150,11 +150,17 @@ def write_source(folder: Path, stage: Stage, groups: list[str], with_earlier_sol
     return shipped
 
 
+def put_alembic_on_path() -> None:
+    """nbgrader's gradebook calls `alembic` by name: this environment's, also when it was not activated."""
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
 def nbgrader(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run one nbgrader command in the course folder; raise with its log when it fails (if `check`)."""
-    bin_dir = str(Path(sys.executable).parent)  # nbgrader calls `alembic` by name: this environment's
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, capture_output=True, text=True, env=env)
+    put_alembic_on_path()
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise LilTransformyError(f"nbgrader {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return done
@@ -288,6 +294,7 @@ def grade(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1
 
 
 def course_root(root: Path) -> Path:
+    put_alembic_on_path()
     root = root.resolve()
     if not (root / "nbgrader_config.py").exists():
         raise LilTransformyError(f"{root} is not a course folder: make one with `lil-transformy course build {root}`")

@@ -17,3 +17,58 @@ def token_data(token_data_dir):
     from lil_transformy.tokens import load_token_data
 
     return load_token_data(token_data_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's package) on a loopback port, in a temp folder; stopped afterwards.
+
+    Yields the URL of an empty database. initdb refuses to run as root: as root, the server runs as Debian's
+    `postgres` user.
+    """
+    import glob
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+
+    bin_dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    initdb = next((f"{d}/initdb" for d in bin_dirs), None) or shutil.which("initdb")
+    if initdb is None:
+        pytest.fail("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
+    pg_ctl = os.path.join(os.path.dirname(initdb), "pg_ctl")
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="lil-transformy-postgres-"))  # not under pytest's root-only folder
+    data, sockets = folder / "data", folder / "sockets"
+    sockets.mkdir()
+
+    def as_server_user():
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        shutil.chown(sockets, "postgres")
+    with socket.socket() as s:  # a free loopback port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    def run(*command):
+        done = subprocess.run(command, capture_output=True, text=True, preexec_fn=as_server_user, cwd=folder)
+        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}"
+
+    run(initdb, "-D", str(data), "-U", "grader", "--auth=trust", "-E", "UTF8")
+    run(pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-w", "start", "-o",
+        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1")
+    try:
+        import psycopg  # SQLAlchemy's driver for postgresql:// URLs
+
+        with psycopg.connect(host="127.0.0.1", port=port, user="grader", dbname="postgres", autocommit=True) as db:
+            db.execute("CREATE DATABASE gradebook")
+        yield f"postgresql://grader@127.0.0.1:{port}/gradebook"
+    finally:
+        run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
