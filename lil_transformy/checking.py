@@ -49,6 +49,10 @@ NON_FINITE_HINT = ("a row of scores that is all -inf (a mask that hides every ke
                    "after the softmax; so does a division by zero or a log of 0")
 
 
+RANDOMNESS_HINT = ("randomness left on in eval(): dropout must switch off (nn.Dropout does; F.dropout needs "
+                   "training=self.training), and forward must not draw random numbers")
+
+
 def expect_finite(tensor: torch.Tensor, what: str) -> None:
     """NaN or inf first: every comparison with NaN is false, so it would pass checks it should fail."""
     bad = ~torch.isfinite(tensor.detach())
@@ -70,12 +74,20 @@ def first_future_leak_by_perturbation(forward, idx: torch.Tensor, vocab_size: in
     """(t, s) such that changing token s > t changed the output at t, or None.
 
     forward: (batch, seq) token ids -> (batch, seq, ...). Every future position is changed in turn.
-    Non-finite outputs fail first: NaN hides any change.
+    Causes that would pass for "sees the future" fail first, as what they are: non-finite outputs (NaN
+    hides any change), an input edited in place, and outputs that change from one call to the next.
     """
+    original = idx.clone()
     with torch.no_grad():
         base = forward(idx)
         if isinstance(base, torch.Tensor) and base.is_floating_point():
             expect_finite(base, "the output (a causality check cannot compare NaN)")
+        expect(torch.equal(idx, original), "a forward pass that leaves its input as it was",
+               "token ids that changed during the forward pass", "an in-place edit of the input (idx[...] = ..., "
+               "idx += ...) changes the caller's tensor: compute a new tensor instead")
+        drift = (forward(idx) - base).abs().max().item()
+        expect(drift <= atol, "the same output twice for the same input, in eval mode",
+               f"outputs that differ by up to {drift:.3g} between two calls", RANDOMNESS_HINT)
         for s in range(1, idx.size(1)):
             changed = idx.clone()
             changed[:, s] = (changed[:, s] + 1 + torch.arange(idx.size(0)) % (vocab_size - 1)) % vocab_size

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from .plots import evolution_figure
 from .sampling import sample_text
-from .stages import Stage, model_class
+from .stages import DETOURS, STAGES, Stage, get_stage, model_class
 from .tokens import TokenData, load_token_data
 from .train import SHARED, Config, config_dict, pick_device, train
 
@@ -103,4 +103,30 @@ def markdown_table(report: dict) -> str:
                      f"| {mean - previous:+.3f} | {math.exp(mean):.1f} | {s['params']:,} "
                      f"| {statistics.fmean(s['seconds']):.0f} | {sample} |")
         previous = mean
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", *ladder_table(report)]) + "\n"
+
+
+LADDER_GAP_SIGMAS, LADDER_WORST_MARGIN = 3, 0.03  # how strong a rung must be: the issue's goal for the shared budget
+
+
+def ladder_table(report: dict) -> list[str]:
+    """Per transition: how far each stage lands below the one before, against its seed-to-seed spread."""
+    stages = report["stages"]
+    lines = [f"The ladder: gap = previous stage's mean - this stage's mean; sd = this stage's seed-to-seed "
+             f"standard deviation; worst margin = previous mean - this stage's worst seed (what the loss check "
+             f"compares, seed by seed). A rung holds with room when gap >= {LADDER_GAP_SIGMAS} sd and "
+             f"worst margin >= {LADDER_WORST_MARGIN}.", "",
+             "| transition | gap | sd | gap / sd | worst margin | holds with room |", "| --- | --- | --- | --- | --- | --- |"]
+    for number, entry in stages.items():
+        stage = get_stage(number)
+        previous = number[:2] if stage in DETOURS else (STAGES[STAGES.index(stage) - 1].number
+                                                         if STAGES.index(stage) else None)
+        if previous not in stages or number in ("01", "02"):
+            continue
+        before, losses = statistics.fmean(stages[previous]["val_loss"]), entry["val_loss"]
+        gap, worst = before - statistics.fmean(losses), before - max(losses)
+        sd = statistics.stdev(losses) if len(losses) > 1 else float("nan")
+        holds = gap >= LADDER_GAP_SIGMAS * sd and worst >= LADDER_WORST_MARGIN
+        lines.append(f"| {previous} → {number} | {gap:+.3f} | {sd:.4f} | {gap / sd:.1f} | {worst:+.3f} | "
+                     f"{'yes' if holds else '**no**'} |")
+    return lines

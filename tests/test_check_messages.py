@@ -34,3 +34,26 @@ def test_a_mask_that_hides_every_key_is_reported_as_nan_first(tmp_path):
                                                                            "dtype=torch.bool)"))
     out = run_checks_on(tmp_path / "mine", "04")
     assert "finite numbers in logits" in out and "all -inf" in out
+
+
+def test_dropout_left_on_in_eval_is_reported_as_randomness_not_as_peeking(tmp_path):
+    shutil.copytree(REPO_ROOT / "solutions", tmp_path / "mine")
+    module = tmp_path / "mine" / "stage_06_ffn.py"
+    source = module.read_text()
+    old = "        x = self.ffn(x)  # (batch, seq, d_model): compute on what was gathered\n"
+    assert old in source
+    module.write_text(source.replace(old, old + "        x = nn.functional.dropout(x, 0.1, training=True)\n"))
+    out = run_checks_on(tmp_path / "mine", "06", "-k", "peeking")
+    assert "randomness left on in eval()" in out
+    assert "sees the future" not in out
+
+
+def test_an_input_edited_in_place_is_named(tmp_path):
+    shutil.copytree(REPO_ROOT / "solutions", tmp_path / "mine")
+    module = tmp_path / "mine" / "stage_03_bigram.py"
+    source = module.read_text()
+    old = "        x = self.token_embedding(idx)  # (batch, seq, d_model)\n"
+    assert old in source
+    module.write_text(source.replace(old, "        idx[:, -1] = 0\n" + old))
+    out = run_checks_on(tmp_path / "mine", "03", "-k", "peeking", "--isolate=no")
+    assert "token ids that changed during the forward pass" in out
