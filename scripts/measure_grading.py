@@ -4,7 +4,7 @@
 
 1. One stage-03 course with `--students` solved submissions; each round grades a fresh copy with
    --jobs 1, then another with --jobs 2 (alternating, so drifting load hits both alike): wall time,
-   students per minute, CPU seconds (the machine's busy time).
+   students per minute, CPU seconds (of grading: judges, sandboxes, recording).
 2. The cost of one solved submission of every stage, judged alone with one CPU thread (CPU seconds,
    the sandbox and the judge included), and of recording one through nbgrader (a saved verdict:
    autograde + feedback, serial in `course grade`): from these, the projected wall time for a class
@@ -28,11 +28,28 @@ from lil_transformy.stages import DETOURS, STAGES, get_stage
 CLASS, SERVER_CORES = 200, 32
 
 
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1 CPU accounting, where this machine has it (as root)
+
+
 def cpu_seconds() -> float:
-    """CPU time the whole machine spent busy (/proc/stat): a sandboxed child is not waited for by its judge, so
-    the judges' rusage misses it; run this on an otherwise idle machine."""
+    """CPU time of this process and everything it starts (the sandboxed children too, which their judges do not
+    wait for, so rusage misses them): a cpuacct cgroup where we may make one, else the whole machine's busy time
+    from /proc/stat (then the machine must be otherwise idle)."""
+    group = CPUACCT / f"lil_transformy_measure_{os.getpid()}"
+    if os.geteuid() == 0 and (CPUACCT / "cgroup.procs").exists():
+        if not group.exists():
+            group.mkdir()
+            (group / "cgroup.procs").write_text(str(os.getpid()))  # children started from now on are counted
+        return int((group / "cpuacct.usage").read_text()) / 1e9
     user, nice, system, idle, iowait, irq, softirq, steal = map(int, open("/proc/stat").readline().split()[1:9])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def release_cpu_meter() -> None:
+    group = CPUACCT / f"lil_transformy_measure_{os.getpid()}"
+    if group.exists():
+        (CPUACCT / "cgroup.procs").write_text(str(os.getpid()))
+        group.rmdir()
 
 
 def solved(stage, folder: Path) -> Path:
@@ -132,10 +149,13 @@ def main() -> None:
     parser.add_argument("--out", default="reports")
     args = parser.parse_args()
     before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = side_by_side(Path(tmp), args.students, args.rounds)
-        record_s = recording_seconds(Path(tmp))
-        cost = per_stage_cost(Path(tmp))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = side_by_side(Path(tmp), args.students, args.rounds)
+            record_s = recording_seconds(Path(tmp))
+            cost = per_stage_cost(Path(tmp))
+    finally:
+        release_cpu_meter()
     loads = (f"{before:.2f}", f"{os.getloadavg()[0]:.2f}")
     out = Path(args.out)
     (out / "grading_throughput.json").write_text(json.dumps(

@@ -171,3 +171,13 @@ def test_two_graders_share_a_postgresql_gradebook(postgres, tmp_path):
 def test_shards_need_a_shared_gradebook(class_03):
     with pytest.raises(course.LilTransformyError, match="PostgreSQL"):
         course.grade(class_03, [STAGE_03], shard=(1, 2))
+
+
+def test_more_jobs_than_cores_and_a_bad_share_are_refused(class_03, capsys):
+    from lil_transformy.cli import main
+    cores = len(os.sched_getaffinity(0))
+    assert main(["course", "grade", str(class_03), "--stages", "03", "--jobs", str(cores + 1)]) == 2
+    assert f"this machine has {cores} CPU cores" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["course", "grade", str(class_03), "--shard", "3/2"])
+    assert "write K/M with 1 <= K <= M" in capsys.readouterr().err
