@@ -276,15 +276,20 @@ def grade(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1
         judging = {pool.submit(judged, assignment.removeprefix("stage_"), submitted / student / assignment,
                                root / VERDICTS / assignment / f"{student}.json", "sandbox" if sandboxed else "process",
                                threads): (student, assignment) for student, assignment in work}
-        for done in as_completed(judging):  # record each verdict as it arrives, one at a time
-            student, assignment = judging[done]
-            if done.exception() is not None:  # the judge itself failed: autograde judges again, or scores 0
-                bar.write(f"{student} {assignment}: the judge failed ({done.exception()}); nbgrader will retry")
-            why = record(api, root, student, assignment)
-            if why:
-                failed[student, assignment] = why
-            bar.set_postfix_str(f"{student} {assignment}", refresh=False)
-            bar.update()
+        try:
+            for done in as_completed(judging):  # record each verdict as it arrives, one at a time
+                student, assignment = judging[done]
+                if done.exception() is not None:  # the judge itself failed: autograde judges again, or scores 0
+                    bar.write(f"{student} {assignment}: the judge failed ({done.exception()}); nbgrader will retry")
+                why = record(api, root, student, assignment)
+                if why:
+                    failed[student, assignment] = why
+                bar.set_postfix_str(f"{student} {assignment}", refresh=False)
+                bar.update()
+        except KeyboardInterrupt:
+            bar.write(f"stopped: the verdicts reached so far are kept in {root / VERDICTS}; the same command "
+                      f"finishes the job, judging only what is left")
+            os._exit(130)  # at once: the judges still running die with this process (PR_SET_PDEATHSIG)
     for (student, assignment), why in failed.items():
         write_failure_feedback(root, student, assignment, why)
     scores = export(root, stages, db, students)
