@@ -263,8 +263,7 @@ def grade(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1
     api = gradebook_api(root, db, sandboxed, threads)
     register_assignments(api, stages)
     submitted = root / "submitted"
-    students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.exists() else []
-    students = [s for s in students if shard is None or in_shard(s, *shard)]
+    students = [s for s in submitted_students(root) if shard is None or in_shard(s, *shard)]
     work = [(s, f"stage_{stage.number}") for stage in stages for s in students]
     failed = {key: "nothing was submitted for this assignment" for key in work
               if not (submitted / key[0] / key[1]).is_dir()}
@@ -304,6 +303,11 @@ def course_root(root: Path) -> Path:
     if not (root / "nbgrader_config.py").exists():
         raise LilTransformyError(f"{root} is not a course folder: make one with `lil-transformy course build {root}`")
     return root
+
+
+def submitted_students(root: Path) -> list[str]:
+    submitted = root / "submitted"
+    return sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.exists() else []
 
 
 def threads_per_job(jobs: int) -> int:
@@ -386,8 +390,7 @@ def export(root: Path, stages: list[Stage], db: str | None = None, students: lis
     with Gradebook(gradebook_url(root, db), COURSE_ID) as gradebook:
         CsvExportPlugin(to=str(root / "grades.csv")).export(gradebook)
     if students is None:
-        submitted = root / "submitted"
-        students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.exists() else []
+        students = submitted_students(root)
     points = {f"stage_{s.number}": float(sum(GROUPS[g].points for g in graded_groups_in_source(root, s)))
               for s in stages}
     return complete_grades(root / "grades.csv", students, points)

@@ -147,25 +147,30 @@ def test_a_grading_run_killed_half_way_then_run_again_grades_every_student_once(
 
 def test_two_graders_share_a_postgresql_gradebook(postgres, tmp_path):
     first = tmp_path / "machine_1" / "course"
-    course.build(first, [STAGE_00], db=postgres)
+    course.build(first, [STAGE_00])  # SQLite in its config: --db points both graders elsewhere
     second = copy_course(first, tmp_path / "machine_2" / "course")
     students = [f"student_{i}" for i in range(6)]
     for root in (first, second):  # both machines hold every submission; each grades its share
         for i, student in enumerate(students):
             submit(root, student, STAGE_00, solved=i % 2 == 0)
-    shares = [lil_transformy("course", "grade", str(root), "--stages", "00", "--shard", f"{k}/2")
-              for k, root in ((1, first), (2, second))]
+    shares = [lil_transformy("course", "grade", str(root), "--stages", "00", "--shard", f"{k}/2", "--db", postgres)
+              for k, root in ((1, first), (2, second))]  # both register the assignment in it, at the same time
     outputs = [share.communicate(timeout=600)[0] for share in shares]
     assert [share.returncode for share in shares] == [0, 0], outputs
     graded = [{p.name for p in (root / "autograded").iterdir()} for root in (first, second)]
     assert graded[0] and graded[1] and graded[0].isdisjoint(graded[1]) and graded[0] | graded[1] == set(students)
 
-    export = lil_transformy("course", "export", str(second), "--stages", "00")
+    export = lil_transformy("course", "export", str(second), "--stages", "00", "--db", postgres)
     assert export.wait(timeout=120) == 0, export.communicate()[0]
-    assert gradebook_rows(second) == [(s, "stage_00", 2.0 if i % 2 == 0 else 0.0) for i, s in enumerate(students)]
+    assert gradebook_rows(second, postgres) == [(s, "stage_00", 2.0 if i % 2 == 0 else 0.0)
+                                                for i, s in enumerate(students)]
     assert [(row["student_id"], float(row["raw_score"])) for row in grades(second)] == \
         [(s, 2.0 if i % 2 == 0 else 0.0) for i, s in enumerate(students)]
-    assert not (first / "gradebook.db").exists(), "a share wrote a local SQLite gradebook"
+    assert gradebook_rows(first) == [], "a share wrote the local SQLite gradebook"
+
+    configured = tmp_path / "configured" / "course"  # `course build --db` puts the URL in nbgrader_config.py
+    course.build(configured, [STAGE_00], db=postgres)
+    assert course.gradebook_url(configured) == postgres and not (configured / "gradebook.db").exists()
 
 
 def test_shards_need_a_shared_gradebook(class_03):
