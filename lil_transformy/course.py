@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -348,13 +349,29 @@ def gradebook_api(root: Path, db: str | None, sandboxed: bool, threads: int):
     return NbGraderAPI(config=config)
 
 
+def open_gradebook(url: str):
+    """nbgrader's Gradebook at `url`. Graders that start together on a new PostgreSQL gradebook each create its
+    tables and its course row; the server lets one win and refuses the others (a duplicate type, table or key):
+    they wait and open it."""
+    from nbgrader.api import Gradebook, InvalidEntry
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    put_alembic_on_path()
+    for attempt in range(5):
+        try:
+            return Gradebook(url, COURSE_ID)
+        except (IntegrityError, ProgrammingError, InvalidEntry):
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
 def register_assignments(api, stages: list[Stage]) -> None:
     """A gradebook given with --db may not know the assignments yet: generate them into it (once, whoever is first)."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
     for stage in stages:
         assignment = f"stage_{stage.number}"
         for attempt in range(3):  # another machine may be registering it at the same moment
-            with Gradebook(api.coursedir.db_url, api.course_id) as gradebook:
+            with open_gradebook(api.coursedir.db_url) as gradebook:
                 try:
                     gradebook.find_notebook(assignment, assignment)
                     break
@@ -365,6 +382,7 @@ def register_assignments(api, stages: list[Stage]) -> None:
                 break
             if attempt == 2:
                 raise LilTransformyError(f"could not register {assignment} in the gradebook:\n{result.get('error', '')}")
+            time.sleep(1)  # let the other machine's registration finish
 
 
 def record(api, root: Path, student: str, assignment: str) -> str | None:
@@ -384,10 +402,9 @@ def record(api, root: Path, student: str, assignment: str) -> str | None:
 def export(root: Path, stages: list[Stage], db: str | None = None, students: list[str] | None = None) -> dict:
     """grades.csv from the gradebook, completed with a 0 for each of `students` (default: every student folder in
     submitted/) the gradebook lacks; returns the scores of `stages`."""
-    from nbgrader.api import Gradebook
     from nbgrader.plugins import CsvExportPlugin
     root = course_root(root)
-    with Gradebook(gradebook_url(root, db), COURSE_ID) as gradebook:
+    with open_gradebook(gradebook_url(root, db)) as gradebook:
         CsvExportPlugin(to=str(root / "grades.csv")).export(gradebook)
     if students is None:
         students = submitted_students(root)

@@ -20,10 +20,10 @@ def token_data(token_data_dir):
 
 
 @pytest.fixture(scope="session")
-def postgres():
+def postgres_server():
     """A real PostgreSQL server (Debian's package) on a loopback port, in a temp folder; stopped afterwards.
 
-    Yields the URL of an empty database. initdb refuses to run as root: as root, the server runs as Debian's
+    Yields its URL, without a database. initdb refuses to run as root: as root, the server runs as Debian's
     `postgres` user.
     """
     import glob
@@ -64,11 +64,20 @@ def postgres():
     run(pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-w", "start", "-o",
         f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1")
     try:
-        import psycopg  # SQLAlchemy's driver for postgresql:// URLs
-
-        with psycopg.connect(host="127.0.0.1", port=port, user="grader", dbname="postgres", autocommit=True) as db:
-            db.execute("CREATE DATABASE gradebook")
-        yield f"postgresql://grader@127.0.0.1:{port}/gradebook"
+        yield f"postgresql://grader@127.0.0.1:{port}"
     finally:
         run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(postgres_server, request):
+    """The URL of a new, empty database on the test server, one per test."""
+    import re
+
+    import psycopg  # SQLAlchemy's driver for postgresql:// URLs
+
+    name = re.sub(r"\W", "_", request.node.name).lower()[:60]
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    return f"{postgres_server}/{name}"

@@ -12,7 +12,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -171,6 +173,20 @@ def test_two_graders_share_a_postgresql_gradebook(postgres, tmp_path):
     configured = tmp_path / "configured" / "course"  # `course build --db` puts the URL in nbgrader_config.py
     course.build(configured, [STAGE_00], db=postgres)
     assert course.gradebook_url(configured) == postgres and not (configured / "gradebook.db").exists()
+
+
+def test_graders_starting_together_on_a_new_postgresql_gradebook_all_open_it(postgres):
+    """Each creates nbgrader's tables; PostgreSQL lets one win and refuses the others, who must wait, not crash."""
+    graders = 4
+    start = threading.Barrier(graders)
+
+    def open_it(_):
+        start.wait()
+        with course.open_gradebook(postgres) as gradebook:
+            return len(gradebook.students)
+
+    with ThreadPoolExecutor(graders) as pool:
+        assert list(pool.map(open_it, range(graders))) == [0] * graders
 
 
 def test_shards_need_a_shared_gradebook(class_03):
