@@ -119,7 +119,7 @@ def token_data():
 def reference():
     if not checking.EVOLUTION_REPORT.exists():
         pytest.fail(f"{checking.NOT_YOUR_CODE}{checking.EVOLUTION_REPORT} is missing: "
-                    f"run `lil-transformy evolve --seeds 0,1,2 --out reports`", pytrace=False)
+                    f"run `lil-transformy evolve --seeds 0,1,2,3,4 --out reports`", pytrace=False)
     return checking.reference_report()
 
 

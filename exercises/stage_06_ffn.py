@@ -2,7 +2,7 @@
 
 Attention moves information between positions, but only by mixing: a weighted average of
 linear projections. The feed-forward layer then *thinks* about what arrived, each position on
-its own: widen to 4 × d_model, a nonlinearity (GELU), narrow back.
+its own: widen to WIDTH × d_model, a nonlinearity (GELU), narrow back.
 """
 import torch
 from torch import nn
@@ -10,12 +10,15 @@ from torch import nn
 from .stage_02_positions import TokenAndPositionEmbedding
 from .stage_04_attention import AttentionHead
 
+WIDTH = 8  # the hidden layer, in units of d_model. GPT-2 uses 4; at our d_model of 64, 8 widens the loss
+#           ladder's thinnest rungs (08 -> 09 most) in the same budget (reports/budget_search.md)
+
 
 class FeedForward(nn.Module):
     def __init__(self, d_model: int):
         super().__init__()
-        self.up = nn.Linear(d_model, 4 * d_model)
-        self.down = nn.Linear(4 * d_model, d_model)
+        self.up = nn.Linear(d_model, WIDTH * d_model)
+        self.down = nn.Linear(WIDTH * d_model, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, d_model) -> (batch, seq, d_model), every position on its own."""

@@ -91,7 +91,8 @@ def markdown_table(report: dict) -> str:
     c = report["config"]
     lines = [f"Held-out loss on {c['heldout_tokens']:,} tokens (vocabulary {c['vocab_size']:,}); "
              f"d_model {c['d_model']}, context {c['context']}, batch {c['batch_size']}, {c['steps']} steps, "
-             f"lr {c['lr']} ({c['schedule']}, {c['warmup_steps']} warm-up), seeds {c['seeds']}, {c['device']}.",
+             f"lr {c['lr']} ({c['schedule']}, {c['warmup_steps']} warm-up), weight decay {c['weight_decay']}, "
+             f"seeds {c['seeds']} (the initial weights: every seed trains on the same batches), {c['device']}.",
              f"Unigram baseline: {report['unigram_loss']:.3f}.", "",
              "| stage | model | held-out loss (mean) | per seed | vs previous | perplexity | params | s/model | sample |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -5,6 +5,8 @@ Levers beyond Config, applied to the reference solutions for the run only (the l
     --ffn M    FeedForward's width, M * d_model (4 in the lesson; stages 06-09)
 Every trained model's held-out loss is appended to scripts/ladder_runs.jsonl, keyed by the Config (less the
 seed), the levers that touch that stage, the stage and the seed; a model already there is not trained again.
+Runs of seeds other than 0 made before train() gave every seed the same batches (the seed also chose the
+batches then) are kept without the "batches" mark, and are not shown.
 
     PYTHONPATH=. nice -n 19 python scripts/ladder_screen.py run --set weight_decay=0.2 --heads 8 --stages 03-09 --seeds 0
     PYTHONPATH=. python scripts/ladder_screen.py show --set weight_decay=0.2 --heads 8 --seeds 0,1,2
@@ -43,9 +45,11 @@ def parse_set(items: list[str]):
 
 def key(cfg, stage: str, seed: int, heads: int, ffn: int) -> str:
     c = {k: v for k, v in asdict(cfg).items() if k not in ("seed", "device", "vocab_size")}
-    return json.dumps({"cfg": c, "stage": stage, "seed": seed,
-                       "heads": heads if stage == "09" else None, "ffn": ffn if stage >= "06" else None},
-                      sort_keys=True)
+    levers = {"cfg": c, "stage": stage, "seed": seed,
+              "heads": heads if stage == "09" else None, "ffn": ffn if stage >= "06" else None}
+    if seed != 0:  # seed 0 trained on seed 0's batches before and after every seed got them
+        levers["batches"] = "seed 0"
+    return json.dumps(levers, sort_keys=True)
 
 
 def load_runs() -> dict[str, float]:
@@ -117,7 +121,8 @@ def show(cfg, seeds, heads, ffn, label: str) -> str:
     changed = {k: v for k, v in asdict(cfg).items() if getattr(BASE, k) != v}
     lines = [f"### {label}", "",
              f"Config: trial 26{' with ' + str(changed) if changed else ''}; N_HEADS {heads}, FFN {ffn} x d_model; "
-             f"seeds {seeds}; stage 09 predicted {predicted_seconds(cfg, ffn):.1f} s.", "",
+             f"seeds {seeds} (initial weights; every seed trains on the same batches); "
+             f"stage 09 predicted {predicted_seconds(cfg, ffn):.1f} s.", "",
              "| stage | mean | sd | worst | per seed |", "| --- | --- | --- | --- | --- |"]
     for stage, v in losses.items():
         lines.append(f"| {stage} | {statistics.fmean(v):.4f} | {statistics.stdev(v) if len(v) > 1 else 0:.4f} "

@@ -21,6 +21,23 @@ def test_training_is_seeded_and_deterministic(token_data):
     assert first.val_loss < 8.0  # below a uniform guess over 3.4k ids (8.14)
 
 
+def test_every_seed_trains_on_the_same_batches(token_data, monkeypatch):
+    """A check trains a student's model on seed 0's batches: the reference seeds may vary only the initial weights."""
+    import lil_transformy.train as training
+    seen = []
+
+    def recording_windows(ids, cfg, generator):
+        x, y = windows(ids, cfg, generator)
+        seen[-1].append(x)
+        return x, y
+    windows = training.random_windows
+    monkeypatch.setattr(training, "random_windows", recording_windows)
+    for seed in (0, 1):
+        seen.append([])
+        train(model_class("03", "solutions"), token_data, replace(QUICK, seed=seed), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(*seen, strict=True))
+
+
 def test_schedule_warms_up_then_decays_to_zero():
     cfg = replace(SHARED, steps=100, warmup_steps=10, lr=1.0)
     assert learning_rate(0, cfg) == pytest.approx(0.1)

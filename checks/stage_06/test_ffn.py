@@ -15,7 +15,7 @@ def test_feed_forward_shape_and_positionwise(stage):
         changed = x.clone()
         changed[:, 2] += 1.0
         moved = (ffn(changed) - out).abs().amax(dim=(0, 2))  # (seq,)
-    expect_shape(out, (2, 5, 8), "ffn(x)", "widen to 4 * d_model and narrow back: the output has x's shape")
+    expect_shape(out, (2, 5, 8), "ffn(x)", "widen (WIDTH * d_model) and narrow back: the output has x's shape")
     others = [t for t in range(5) if t != 2 and moved[t] > 1e-6]
     expect(not others and moved[2] > 0, "changing position 2 changes the output at position 2 only",
            f"positions {others} changed too" if others else "position 2 did not change",
