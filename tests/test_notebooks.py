@@ -6,6 +6,7 @@ import pytest
 
 from lil_transformy.notebook_files import NOTEBOOKS, execute, has_impl_switch, is_stripped, notebook_path, read
 from lil_transformy.stages import DETOURS, STAGES
+from lil_transformy.train import SHARED
 
 NAMES = [stage.number for stage in STAGES + DETOURS] + ["compare"]
 QUICK_BUDGET_SECONDS = 180  # each notebook, in quick mode, on a 2-core CPU
@@ -40,7 +41,7 @@ def test_stage_notebooks_have_the_impl_switch(name):
     assert has_impl_switch(read(notebook_path(name)))
 
 
-@pytest.mark.parametrize("value, steps", [(None, 1000), ("0", 1000), ("1", 200), ("30", 30)])
+@pytest.mark.parametrize("value, steps", [(None, SHARED.steps), ("0", SHARED.steps), ("1", 200), ("30", 30)])
 def test_quick_mode_budget(monkeypatch, value, steps):
     from lil_transformy.notebook import QUICK_ENV, budget
 
