@@ -13,6 +13,7 @@ import torch
 from lil_transformy import checking, sandbox
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading import GROUPS
+from lil_transformy.paths import REFERENCE_COMMAND
 from lil_transformy.remote import Remote, StudentCodeError
 from lil_transformy.stages import get_stage, implementation_folder, load_stage_module
 from lil_transformy.train import SHARED
@@ -119,7 +120,7 @@ def token_data():
 def reference():
     if not checking.EVOLUTION_REPORT.exists():
         pytest.fail(f"{checking.NOT_YOUR_CODE}{checking.EVOLUTION_REPORT} is missing: "
-                    f"run `lil-transformy evolve --seeds 0,1,2,3,4 --out reports`", pytrace=False)
+                    f"run `{REFERENCE_COMMAND}`", pytrace=False)
     return checking.reference_report()
 
 

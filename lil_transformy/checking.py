@@ -128,7 +128,7 @@ def first_leak(gradients: torch.Tensor):
 
 
 def reference_report() -> dict:
-    """reports/evolution.json, made by `lil-transformy evolve --seeds 0,1,2,3,4 --out reports`."""
+    """reports/evolution.json, made by REFERENCE_COMMAND (paths.py)."""
     return json.loads(EVOLUTION_REPORT.read_text())
 
 

@@ -307,6 +307,7 @@ def course_root(root: Path) -> Path:
 
 
 def submitted_students(root: Path) -> list[str]:
+    """Every student with a folder in submitted/, sorted."""
     submitted = root / "submitted"
     return sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.exists() else []
 

@@ -9,6 +9,8 @@ DEVICE_ENV = "LIL_TRANSFORMY_DEVICE"  # cpu, mps or cuda instead of the automati
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVOLUTION_REPORT = REPO_ROOT / "reports" / "evolution.json"  # the reference losses every loss check compares with
+REFERENCE_SEEDS = [0, 1, 2, 3, 4]  # the seeds of the committed report
+REFERENCE_COMMAND = f"lil-transformy evolve --seeds {','.join(map(str, REFERENCE_SEEDS))} --out reports"
 
 
 def make_data_path_absolute() -> None:

@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 
 from lil_transformy.checking import reference_report
+from lil_transformy.paths import REFERENCE_COMMAND, REFERENCE_SEEDS, REPO_ROOT
 from lil_transformy.stages import STAGES, model_class
 from lil_transformy.train import SHARED, config_dict, train
 
@@ -13,15 +14,19 @@ REDERIVED_STAGE = "03"
 def test_report_was_made_with_the_shared_budget_on_this_data(token_data):
     config = reference_report()["config"]
     assert {k: config[k] for k in config_dict(SHARED)} == config_dict(SHARED), \
-        "SHARED changed since the report: run `lil-transformy evolve --seeds 0,1,2,3,4 --out reports`"
+        f"SHARED changed since the report: run `{REFERENCE_COMMAND}`"
     assert config["data_fingerprint"] == token_data.fingerprint, "the data or vocabulary changed since the report"
-    assert config["seeds"] == [0, 1, 2, 3, 4] and config["impl"] == "solutions"
+    assert config["seeds"] == REFERENCE_SEEDS and config["impl"] == "solutions"
+
+
+def test_the_readme_gives_the_command_that_made_the_report():
+    assert REFERENCE_COMMAND in (REPO_ROOT / "README.md").read_text()
 
 
 def test_report_covers_every_model_stage():
     stages = reference_report()["stages"]
     assert sorted(stages) == [s.number for s in STAGES if s.model]
-    assert all(len(s["val_loss"]) == 5 for s in stages.values())
+    assert all(len(s["val_loss"]) == len(REFERENCE_SEEDS) for s in stages.values())
 
 
 @pytest.mark.training
