@@ -89,7 +89,8 @@ def write_report(report: dict, out: Path) -> None:
 
 def markdown_table(report: dict) -> str:
     c = report["config"]
-    lines = [f"Held-out loss on {c['heldout_tokens']:,} tokens (vocabulary {c['vocab_size']:,}); "
+    lines = [f"Held-out loss on {c['heldout_tokens']:,} tokens (vocabulary {c['vocab_size']:,}; windows every "
+             f"{c['eval_stride']} tokens, each scoring its last {c['eval_stride']}); "
              f"d_model {c['d_model']}, context {c['context']}, batch {c['batch_size']}, {c['steps']} steps, "
              f"lr {c['lr']} ({c['schedule']}, {c['warmup_steps']} warm-up), weight decay {c['weight_decay']}, "
              f"seeds {c['seeds']} (the initial weights: every seed trains on the same batches), {c['device']}.",

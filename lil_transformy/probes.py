@@ -78,7 +78,8 @@ def set_parameters(module: torch.nn.Module, values: dict) -> None:
 
 def train_with_the_shared_budget(model_class) -> dict:
     """The stage trained as the loss check trains it: {"model": the trained model, "steps": ...}."""
-    result = train(model_class, load_token_data(), SHARED, label="training your model")
+    # score=False: the judge scores the trained model itself, from the logits it asks for
+    result = train(model_class, load_token_data(), SHARED, label="training your model", score=False)
     result.model.eval()
     return {"model": result.model, "steps": result.config.steps}
 

@@ -23,13 +23,15 @@ class Config:
     lr: float = 9.2e-3  # peak learning rate
     warmup_steps: int = 17  # linear warm-up, then cosine decay to 0 ("constant": no decay)
     schedule: str = "cosine"
-    weight_decay: float = 0.2  # AdamW's decoupled decay, on every parameter
+    weight_decay: float = 0.175  # AdamW's decoupled decay
+    decay: str = "all"  # which parameters decay: "all", or "matrices" (nanoGPT's: not biases, not LayerNorm)
     grad_clip: float = 1.0  # largest gradient norm per step (0: no clipping)
     beta2: float = 0.99  # AdamW's second-moment decay (beta1 is 0.9)
     init: str = "default"  # "default": PyTorch's; "gpt2": weights normal(0, 0.02), biases 0 (LayerNorm as PyTorch's)
     seed: int = 0  # the initial weights (every model, whatever its seed, trains on the same batches)
     device: str = "auto"  # auto = cuda, else mps, else cpu ($LIL_TRANSFORMY_DEVICE overrides auto)
     eval_every: int = 100
+    eval_stride: int = 16  # the held-out loss scores each window's last eval_stride tokens (see evaluate)
     vocab_size: int = 0  # set from the data
 
 
@@ -41,7 +43,7 @@ PROBE_TOKENS = 8192  # the learning curve's probe: the first held-out tokens, sc
 class TrainResult:
     model: torch.nn.Module
     config: Config
-    val_loss: float  # THE held-out loss: mean next-token loss on the whole held-out split
+    val_loss: float | None  # THE held-out loss: mean next-token loss on the whole held-out split (None: not scored)
     seconds: float
     history: dict = field(default_factory=dict)  # step, train_loss (one batch), probe_loss (first PROBE_TOKENS held out)
 
@@ -78,37 +80,49 @@ def random_windows(ids: torch.Tensor, cfg: Config, generator: torch.Generator):
     return windows[:, :-1], windows[:, 1:]
 
 
-def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the logits at each position against the token that follows it."""
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of the logits at each position against the token that follows it: the mean, or ("none") each
+    position's, (batch, seq)."""
     batch, seq = targets.shape
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[:2] != (batch, seq):
         found = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise LilTransformyError(f"the model should return logits of shape (batch, seq, vocab) = "
                                  f"({batch}, {seq}, vocab), but returned {found}")
-    return F.cross_entropy(logits.reshape(batch * seq, -1), targets.reshape(-1))
+    losses = F.cross_entropy(logits.reshape(batch * seq, -1), targets.reshape(-1), reduction=reduction)
+    return losses.view(batch, seq) if reduction == "none" else losses
 
 
 @torch.no_grad()
 def evaluate(model, ids: torch.Tensor, cfg: Config, max_tokens: int | None = None) -> float:
-    """Mean next-token loss over consecutive, non-overlapping windows of the held-out tokens.
+    """Mean next-token loss over the held-out tokens, each scored once, from a window that is mostly history.
 
+    Windows of cfg.context tokens start every cfg.eval_stride tokens; a window scores only its last eval_stride
+    predictions (the first window all of its own), so every token after the first window is predicted from at least
+    context - eval_stride tokens before it, as in generation once the window is full. Scoring every position of
+    non-overlapping windows would average in predictions made from 0, 1, 2... tokens, where no model can use context:
+    it thins what each stage after the bigram adds (the standard strided evaluation of a fixed-context model).
     model: a torch module, or any function of (batch, seq) ids -> logits (the grader's remote model).
     """
+    if not 1 <= cfg.eval_stride <= cfg.context:
+        raise LilTransformyError(f"eval_stride must be 1 to context ({cfg.context}), not {cfg.eval_stride}")
     is_module = isinstance(model, torch.nn.Module)
     if is_module:
         model.eval()
     device = next(model.parameters()).device if is_module else torch.device("cpu")
     ids = ids[: max_tokens + 1] if max_tokens else ids
-    n_windows = (len(ids) - 1) // cfg.context
-    inputs = ids[: n_windows * cfg.context].view(n_windows, cfg.context)
-    targets = ids[1: n_windows * cfg.context + 1].view(n_windows, cfg.context)
+    starts = torch.arange(0, len(ids) - cfg.context, cfg.eval_stride)  # (n_windows,)
+    windows = ids[starts[:, None] + torch.arange(cfg.context + 1)]  # (n_windows, context + 1): inputs and next tokens
+    scored = torch.zeros(len(windows), cfg.context, dtype=torch.bool)  # (n_windows, context)
+    scored[:, cfg.context - cfg.eval_stride:] = True
+    scored[0] = True
     total = 0.0
-    for first in range(0, n_windows, cfg.batch_size):
-        x, y = inputs[first: first + cfg.batch_size].to(device), targets[first: first + cfg.batch_size].to(device)
-        total += next_token_loss(model(x), y).item() * len(x)
+    for first in range(0, len(windows), cfg.batch_size):
+        batch = windows[first: first + cfg.batch_size].to(device)
+        losses = next_token_loss(model(batch[:, :-1]), batch[:, 1:], reduction="none")  # (batch, context)
+        total += losses[scored[first: first + cfg.batch_size].to(device)].sum().item()
     if is_module:
         model.train()
-    return total / n_windows
+    return total / int(scored.sum())
 
 
 @torch.no_grad()
@@ -121,9 +135,23 @@ def gpt2_init(model: torch.nn.Module) -> None:
             torch.nn.init.zeros_(module.bias)
 
 
+def parameter_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
+    """AdamW's groups: every parameter decays, or ("matrices") only those of 2 or more dimensions."""
+    if cfg.decay == "all":
+        return [{"params": list(model.parameters()), "weight_decay": cfg.weight_decay}]
+    if cfg.decay != "matrices":
+        raise LilTransformyError(f"unknown decay {cfg.decay!r}: use 'all' or 'matrices'")
+    params = list(model.parameters())
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
 def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = True,
-          label: str = "training") -> TrainResult:
-    """Build `model_class(cfg)`, train it for cfg.steps on data.train, score it on data.heldout."""
+          label: str = "training", score: bool = True) -> TrainResult:
+    """Build `model_class(cfg)`, train it for cfg.steps on data.train, score it on data.heldout.
+
+    score=False skips the probe curve and the held-out loss: for the loss check, which scores the model itself.
+    """
     cfg = replace(cfg, vocab_size=data.vocab.size)
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -133,8 +161,7 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = T
     elif cfg.init != "default":
         raise LilTransformyError(f"unknown init {cfg.init!r}: use 'default' or 'gpt2'")
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2),
-                                  weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, betas=(0.9, cfg.beta2))
     # The same batches for every stage and every seed: a check trains a student's model on these batches, so the
     # seed-to-seed spread a check must allow for is that of the initial weights alone.
     batches = torch.Generator().manual_seed(0)
@@ -154,17 +181,17 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool = T
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+        if score and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             history["step"].append(step + 1)
             history["train_loss"].append(loss.item())
             history["probe_loss"].append(evaluate(model, data.heldout, cfg, max_tokens=PROBE_TOKENS))
             bar.set_postfix(loss=f"{loss.item():.3f}", probe=f"{history['probe_loss'][-1]:.3f}")
-    val_loss = evaluate(model, data.heldout, cfg)
+    val_loss = evaluate(model, data.heldout, cfg) if score else None
     return TrainResult(model, cfg, val_loss, time.perf_counter() - start, history)
 
 
 # Fields added after the reference report: listed only when set, so a report made before them still matches.
-LATER_FIELDS = {"beta2": 0.99, "init": "default"}
+LATER_FIELDS = {"beta2": 0.99, "init": "default", "decay": "all"}
 
 
 def config_dict(cfg: Config) -> dict:

@@ -1,3 +1,4 @@
+import math
 from dataclasses import replace
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.sampling import generate
 from lil_transformy.stages import model_class
-from lil_transformy.train import SHARED, learning_rate, train
+from lil_transformy.train import SHARED, evaluate, learning_rate, parameter_groups, train
 
 QUICK = replace(SHARED, steps=20, warmup_steps=5, eval_every=10)
 
@@ -19,6 +20,15 @@ def test_training_is_seeded_and_deterministic(token_data):
     assert first.val_loss != other_seed.val_loss
     assert first.history["step"] == [10, 20] and len(first.history["probe_loss"]) == 2
     assert first.val_loss < 8.0  # below a uniform guess over 3.4k ids (8.14)
+
+
+def test_an_unscored_run_trains_the_same_model(token_data):
+    """The loss check trains without the probe curve and held-out loss (it scores the model itself): same weights."""
+    bigram = model_class("03", "solutions")
+    scored, unscored = (train(bigram, token_data, QUICK, progress=False, score=s) for s in (True, False))
+    assert unscored.val_loss is None and unscored.history["probe_loss"] == []
+    assert all(torch.equal(a, b) for a, b in zip(scored.model.state_dict().values(),
+                                                 unscored.model.state_dict().values(), strict=True))
 
 
 def test_every_seed_trains_on_the_same_batches(token_data, monkeypatch):
@@ -36,6 +46,44 @@ def test_every_seed_trains_on_the_same_batches(token_data, monkeypatch):
         seen.append([])
         train(model_class("03", "solutions"), token_data, replace(QUICK, seed=seed), progress=False)
     assert all(torch.equal(a, b) for a, b in zip(*seen, strict=True))
+
+
+def test_held_out_loss_scores_every_token_once_from_a_mostly_full_window():
+    """A fake model that knows each next token, but only from position `context - eval_stride` of its window on:
+    the held-out loss is then log(vocab) on exactly the first window's earlier positions, 0 on every other token."""
+    cfg = replace(SHARED, context=8, eval_stride=2, batch_size=3)
+    ids = torch.arange(41)  # distinct tokens: the next token after t is t + 1
+    vocab = len(ids) + 1
+
+    def knows_the_next_token_late(idx):  # (batch, seq) -> (batch, seq, vocab)
+        logits = torch.zeros(*idx.shape, vocab)
+        late = idx[:, cfg.context - cfg.eval_stride:]  # (batch, eval_stride)
+        logits[:, cfg.context - cfg.eval_stride:].scatter_(-1, (late + 1).unsqueeze(-1), 1e4)
+        return logits
+
+    n_windows = len(range(0, len(ids) - cfg.context, cfg.eval_stride))  # 17: starts 0, 2, ..., 32
+    scored = cfg.context + (n_windows - 1) * cfg.eval_stride  # 40: every next token of ids, once
+    early = cfg.context - cfg.eval_stride  # the first window's positions 0-5, scored from short histories
+    assert scored == len(ids) - 1
+    assert evaluate(knows_the_next_token_late, ids, cfg) == pytest.approx(early * math.log(vocab) / scored)
+    with pytest.raises(LilTransformyError, match="eval_stride must be 1 to context"):
+        evaluate(knows_the_next_token_late, ids, replace(cfg, eval_stride=9))
+
+
+def test_decay_matrices_spares_biases_and_layernorm():
+    cfg = replace(SHARED, vocab_size=50, decay="matrices")
+    model = model_class("07", "solutions")(cfg)
+    decayed, spared = parameter_groups(model, cfg)
+    spared_ids = {id(p) for p in spared["params"]}
+    for name, module in model.named_modules():
+        for kind, p in module.named_parameters(recurse=False):
+            kept = isinstance(module, torch.nn.LayerNorm) or kind == "bias"
+            assert (id(p) in spared_ids) == kept, f"{name}.{kind}"
+    assert decayed["weight_decay"] == cfg.weight_decay and spared["weight_decay"] == 0.0
+    everything, = parameter_groups(model, SHARED)
+    assert len(everything["params"]) == len(decayed["params"]) + len(spared["params"])
+    with pytest.raises(LilTransformyError, match="unknown decay"):
+        parameter_groups(model, replace(cfg, decay="some"))
 
 
 def test_schedule_warms_up_then_decays_to_zero():
