@@ -2,11 +2,12 @@
 
 Levers beyond Config, applied to the reference solutions for the run only (the lesson files stay as they are):
     --heads H  stage 09's N_HEADS (4 in the lesson)
-    --ffn M    FeedForward's width, M * d_model (4 in the lesson; stages 06-09)
+    --ffn M    FeedForward's width, M * d_model (stage 06's WIDTH: 8 in the lesson; stages 06-09)
 Every trained model's held-out loss is appended to scripts/ladder_runs.jsonl, keyed by the Config (less the
 seed), the levers that touch that stage, the stage and the seed; a model already there is not trained again.
 Runs of seeds other than 0 made before train() gave every seed the same batches (the seed also chose the
-batches then) are kept without the "batches" mark, and are not shown.
+batches then) are kept without the "batches" mark, and are not shown; so are runs scored before the held-out loss
+had eval_stride (non-overlapping windows), whose keys lack it.
 
     PYTHONPATH=. nice -n 19 python scripts/ladder_screen.py run --set weight_decay=0.2 --heads 8 --stages 03-09 --seeds 0
     PYTHONPATH=. python scripts/ladder_screen.py show --set weight_decay=0.2 --heads 8 --seeds 0,1,2
@@ -150,7 +151,7 @@ if __name__ == "__main__":
     parser.add_argument("mode", choices=["run", "show"])
     parser.add_argument("--set", nargs="*", default=[])
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--ffn", type=int, default=4)
+    parser.add_argument("--ffn", type=int, default=8)
     parser.add_argument("--stages", default="03-09")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--prune", type=float)
