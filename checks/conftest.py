@@ -1,9 +1,13 @@
-"""Fixtures every stage's checks use. A check file's folder (checks/stage_NN) names its stage.
+"""Options and fixtures every stage's checks use. A check file's folder (checks/stage_NN) names its stage.
+
+The checks ship with the package too (lil_transformy/checks in a wheel): a class student's graded cells
+run them without a clone of the repository.
 
 With ``--isolate process|sandbox`` (how grading runs) the student's module is never imported here:
 `stage` and `Model` are handles on objects in a child process (lil_transformy.remote), and the
 checks judge only the data that comes back.
 """
+import contextlib
 import shutil
 from dataclasses import replace
 
@@ -13,10 +17,42 @@ import torch
 from lil_transformy import checking, sandbox
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading import GROUPS
+from lil_transformy.limits import (
+    FAST_CHECK_CPU_SECONDS,
+    FAST_CHECK_WALL_SECONDS,
+    TRAINING_CPU_SECONDS,
+    TRAINING_WALL_SECONDS,
+)
 from lil_transformy.paths import REFERENCE_COMMAND
 from lil_transformy.remote import Remote, StudentCodeError
 from lil_transformy.stages import get_stage, implementation_folder, load_stage_module
 from lil_transformy.train import SHARED
+
+
+def pytest_addoption(parser):
+    parser.addoption("--impl", default="exercises",
+                     help="what the checks grade: 'exercises' (your code, the default), 'solutions' "
+                          "(the reference), or a folder of stage modules (e.g. '.', a released assignment)")
+    parser.addoption("--isolate", default="no", choices=["no", "process", "sandbox"],
+                     help="where the student's code runs: 'no' (in pytest, the default), 'process' (a child "
+                          "process: checks judge only the data it returns), 'sandbox' (that child in bubblewrap; "
+                          "how grading runs)")
+
+
+def pytest_configure(config):
+    for marker, what in MARKERS.items():
+        config.addinivalue_line("markers", f"{marker}: {what}")
+    try:
+        implementation_folder(config.getoption("--impl"))
+    except LilTransformyError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+MARKERS = {
+    "training": "trains a model on the TinyStories slice (slow; skip with -m 'not training')",
+    "passes_on_stubs": "a check the untouched stub already satisfies, by design (it says why)",
+    **{spec.marker: f"graded group: {spec.what}" for spec in GROUPS.values() if spec.marker != "training"},
+}
 
 
 def stage_number(request) -> str:
@@ -34,6 +70,7 @@ class StudentChild:
     def __init__(self, folder, isolate: str, scratch_root):
         self.folder, self.isolate, self.scratch_root, self.remote = folder, isolate, scratch_root, None
         self.import_failed = None  # why importing the student's module failed: every later check fails at once
+        self.limits = (FAST_CHECK_CPU_SECONDS, FAST_CHECK_WALL_SECONDS)
 
     def import_stage(self, number: str):
         if self.import_failed:
@@ -55,7 +92,16 @@ class StudentChild:
             make = sandbox.sandboxed_child if self.isolate == "sandbox" else sandbox.plain_child
             # the child gets the judge's CPU threads: N students graded at once must not oversubscribe the machine
             self.remote = Remote(make(scratch, torch.get_num_threads()), str(self.scratch_root / "child.log"))
+            self.remote.start_check(*self.limits)
         return self.remote
+
+    def start_check(self, limits: tuple[float, float]) -> None:
+        """A new check: its (CPU seconds, wall backstop), and torch's seed 0 where the student's code runs."""
+        self.limits = limits
+        if self.remote is not None and self.remote.alive:
+            self.remote.start_check(*limits)
+            with contextlib.suppress(StudentCodeError):  # a child that died is started again (seeded) when needed
+                self.remote.ask("seed", 0)
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +117,19 @@ def student_child(request, tmp_path_factory):
         child.remote.close()
 
 
+@pytest.fixture(autouse=True)
+def same_start_everywhere(request, student_child):
+    """Every check starts from seed 0, for its inputs (checking.INPUTS) and for the student's code, wherever that
+    runs: the same check prints the same numbers in a student's pytest and in grading. When grading, it also gets
+    its own budget of CPU seconds (lil_transformy.limits)."""
+    checking.INPUTS.manual_seed(0)
+    torch.manual_seed(0)
+    if student_child is not None:
+        training = request.node.get_closest_marker("training") is not None
+        student_child.start_check((TRAINING_CPU_SECONDS, TRAINING_WALL_SECONDS) if training else
+                                  (FAST_CHECK_CPU_SECONDS, FAST_CHECK_WALL_SECONDS))
+
+
 @pytest.fixture
 def stage(request, impl, student_child):
     """The module under test: e.g. exercises/stage_04_attention.py (a handle on it, when isolated)."""
@@ -81,6 +140,16 @@ def stage(request, impl, student_child):
         return student_child.import_stage(number)
     except (LilTransformyError, StudentCodeError) as error:
         pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+def attention_stage(impl, student_child):
+    """The student's stage 04 module (causal_mask, attention_weights), which later stages import; None if it
+    cannot be loaded (its own checks say why)."""
+    try:
+        return load_stage_module("04", impl) if student_child is None else student_child.import_stage("04")
+    except (LilTransformyError, StudentCodeError, pytest.fail.Exception):
+        return None
 
 
 @pytest.fixture
@@ -128,10 +197,52 @@ def pytest_collection_modifyitems(items):
     """nbgrader awards points per group (lil_transformy.grading.GROUPS): every check is in exactly one.
 
     A check marked with no group's marker grades the component's property. The group is recorded for
-    the JUnit report the graded cells read.
+    the JUnit report the graded cells read. Within a stage, the checks of its own components run first,
+    then the whole model's (shapes, causality), the training last: the first failure a student reads is
+    the smallest piece that is wrong, and the loss check knows whether anything failed before it.
     """
     for item in items:
         group = next((name for name, spec in GROUPS.items() if item.get_closest_marker(spec.marker)), "property")
         if group == "property":
             item.add_marker(pytest.mark.property)
         item.user_properties.append(("group", group))
+    first_of_folder = {}
+    for position, item in enumerate(items):
+        first_of_folder.setdefault(item.path.parent, position)
+
+    def order(item):
+        rank = 2 if item.get_closest_marker("training") else 1 if item.function.__module__.endswith("model_checks") else 0
+        return first_of_folder[item.path.parent], rank
+
+    items.sort(key=order)
+
+
+FAST_FAILURES: dict[str, list[str]] = {}  # stage number: the names of its fast checks that failed in this run
+LOSS_LINES: list[str] = []  # what each loss check reached, for the summary
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and item.get_closest_marker("training") is None and item.path.parent.name.startswith("stage_"):
+        FAST_FAILURES.setdefault(item.path.parent.name.removeprefix("stage_"), []).append(item.name)
+    return report
+
+
+@pytest.fixture
+def fast_failures(request) -> list[str]:
+    """The fast checks of this stage that failed before this one, in this run."""
+    return FAST_FAILURES.get(stage_number(request), [])
+
+
+@pytest.fixture
+def loss_lines() -> list[str]:
+    return LOSS_LINES
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The loss each loss check reached, passed or not, in one line each (pytest shows no output of a pass)."""
+    if LOSS_LINES:
+        terminalreporter.section("loss checks")
+        for line in LOSS_LINES:
+            terminalreporter.write_line(line)

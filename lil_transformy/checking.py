@@ -4,16 +4,20 @@ Checks (checks/stage_NN/) grade a student's code; they call these so every stage
 failures the same way: what was expected, what was found, a hint.
 """
 import json
+import os
 import re
 import statistics
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
 
-from .paths import EVOLUTION_REPORT
+from .limits import MachineOverloaded
+from .paths import EVOLUTION_REPORT, cache_dir
 from .probes import embedding_gradient_map, input_gradient_map, weight_effects
-from .remote import StudentCodeError, run_probe
+from .remote import ChildGone, StudentCodeError, run_probe
+from .train import SHARED, pick_device
 
 # The same words in another order, ending on the same token: only word order tells them apart.
 WORD_ORDER_PAIR = ("The girl saw the dog.", "The dog saw the girl.")
@@ -30,19 +34,42 @@ def expect(ok: bool, expected: str, found: str, hint: str) -> None:
 
 @contextmanager
 def student_code():
-    """A stub's NotImplementedError, or an error in the student's (remote) code, fails the check in one line."""
+    """A stub's NotImplementedError, or an error in the student's (remote) code, fails the check in one line.
+
+    The failure hides the student's exception (`from None`), so the message is printed once, not again under
+    "During handling of the above exception, another exception occurred"."""
     try:
         yield
+        return
     except NotImplementedError as error:
-        pytest.fail(f"not written yet: {error}", pytrace=False)
+        message = str(error) if "not written yet" in str(error) else f"not written yet: {error}"
     except AttributeError as error:  # a renamed attribute of the scaffold, or a typo in the student's code
         missing = re.search(r"attribute '(\w+)'|has no attribute `(\w+)`", str(error))
         name = next((g for g in missing.groups() if g), None) if missing else None
-        pytest.fail(f"your code raised AttributeError: {error}" + (
+        message = f"your code raised AttributeError: {error}" + (
             f"\n  hint: if the scaffold defines {name}, your class must keep the attribute {name} under that name "
-            f"(the checks use it)" if name else ""), pytrace=False)
+            f"(the checks use it)" if name else "")
+    except ChildGone as error:  # it ended, crashed, or was stopped for using its CPU budget: says which
+        message = str(error)
     except StudentCodeError as error:
-        pytest.fail(f"your code raised {error}", pytrace=False)
+        message = f"your code raised {error}"
+    except MachineOverloaded as error:  # not the student's doing: grading says "not graded yet"
+        message = str(error)
+    raise pytest.fail.Exception(message, pytrace=False) from None
+
+
+# The checks' random inputs come from their own generator, reseeded before every check (checks/conftest.py), while
+# the student's code draws its initial weights from torch's global one, seeded alike where it runs: a check sees
+# the same inputs and the same weights in the student's own pytest and in grading, so it prints the same numbers.
+INPUTS = torch.Generator()
+
+
+def random_tokens(vocab_size: int, shape: tuple) -> torch.Tensor:
+    return torch.randint(vocab_size, shape, generator=INPUTS)
+
+
+def random_vectors(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=INPUTS)
 
 
 NON_FINITE_HINT = ("a row of scores that is all -inf (a mask that hides every key, the diagonal too) gives NaN "
@@ -125,6 +152,35 @@ def first_leak(gradients: torch.Tensor):
     future = torch.triu(torch.ones_like(gradients, dtype=torch.bool), diagonal=1)
     leaks = torch.nonzero(future & ((gradients != 0) | ~torch.isfinite(gradients)))
     return tuple(leaks[0].tolist()) if len(leaks) else None
+
+
+def loss_cache_file(number: str) -> Path:
+    return cache_dir() / "loss-checks" / f"stage_{number}.json"
+
+
+def loss_cache_key(number: str, folder: Path) -> str:
+    """Keyed like a graded verdict (the stage modules, the checks, the library, the reference losses), and the
+    device the student trains on."""
+    from .grading import submission_key
+
+    return f"{submission_key(number, folder, 'no')} {pick_device(SHARED.device).type}"
+
+
+def cached_loss(number: str, folder: Path) -> float | None:
+    """The loss of the last passing loss check of stage `number`, if nothing it depends on changed since."""
+    try:
+        saved = json.loads(loss_cache_file(number).read_text())
+        return float(saved["loss"]) if saved["key"] == loss_cache_key(number, folder) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remember_loss(number: str, folder: Path, loss: float) -> None:
+    path = loss_cache_file(number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps({"key": loss_cache_key(number, folder), "loss": loss}))
+    os.replace(partial, path)
 
 
 def reference_report() -> dict:

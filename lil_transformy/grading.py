@@ -14,6 +14,7 @@ stdout only: nbgrader gives zero to a graded cell that writes to stderr).
 import hashlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -21,9 +22,11 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
-from .paths import CACHE_ENV, DATA_ENV, DEVICE_ENV, EVOLUTION_REPORT, REPO_ROOT, cache_dir
+from .limits import ALL_CHECKS_WALL_SECONDS, FAST_CHECK_WALL_SECONDS, OVERLOADED, Budget, MachineOverloaded, OverBudget
+from .paths import CACHE_ENV, CHECKS, DATA_ENV, DEVICE_ENV, EVOLUTION_REPORT, cache_dir
 from .sandbox import die_with_parent
 from .stages import DETOURS, STAGES, get_stage
 
@@ -41,8 +44,7 @@ GROUPS = {
     "property": Group("property", 2, "the stage's component does what it should"),
     "loss": Group("training", 1, "loss: trained with the shared budget, it beats the stage before"),
 }
-SECONDS_PER_FAST_CHECK = 30  # a check (other than training, 300 s) that takes longer is stuck
-SECONDS_FOR_ALL_CHECKS = 600  # a backstop for what pytest-timeout cannot interrupt
+JUDGE_MARGIN_SECONDS = 60  # pytest-timeout in the judge: after the student's own limits
 MODULE_FILES = {f"{stage.module}.py" for stage in STAGES + DETOURS}  # all a judge copies from a submission
 LARGEST_MODULE = 1 << 20  # bytes
 
@@ -103,9 +105,9 @@ def submission_key(number: str, folder: Path, isolate: str) -> str:
     """What a verdict depends on: the submission's stage modules, the stage's checks, the library that runs them
     and the reference losses they compare with. Equal keys, equal verdicts (up to float summation order)."""
     library = Path(__file__).parent
-    judged = [*sorted((REPO_ROOT / "checks").glob("*.py")), *sorted((REPO_ROOT / "checks" / f"stage_{number}").glob("*.py")),
-              *sorted(library.glob("*.py")), EVOLUTION_REPORT, REPO_ROOT / "conftest.py"]
-    digest = hashlib.sha256(f"{number} {isolate}".encode())
+    judged = [*sorted(CHECKS.glob("*.py")), *sorted((CHECKS / f"stage_{number}").glob("*.py")),
+              *sorted(library.rglob("*.py")), EVOLUTION_REPORT]
+    digest = hashlib.sha256(f"{number} {isolate} torch {version('torch')}".encode())
     for path in [*judged, *stage_module_files(folder)]:
         digest.update(f"\0{path.name}\0{path.stat().st_size}\0".encode() + path.read_bytes())
     return digest.hexdigest()
@@ -124,6 +126,8 @@ def judged(number: str, folder: Path, verdict_file: Path, isolate: str = "sandbo
     except (OSError, ValueError, KeyError):
         pass  # none yet, or not for this submission
     outcomes, problem = run_checks(number, folder, isolate=isolate, threads=threads)
+    if not_graded_yet(problem):
+        return outcomes, problem  # no verdict: not saved, so the next run judges it again
     verdict_file.parent.mkdir(parents=True, exist_ok=True)
     partial = verdict_file.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps({"key": key, "outcomes": outcomes, "problem": problem}, indent=1))
@@ -141,35 +145,65 @@ def judge_environment(home: str, threads: int) -> dict:
     return env
 
 
-def run_checks(number: str, folder: Path, seconds: int = SECONDS_FOR_ALL_CHECKS, isolate: str = "process",
+def not_graded_yet(problem: str | None) -> bool:
+    """A run that reached no verdict because the machine was overloaded: never saved, graded on the next run."""
+    return bool(problem) and problem.startswith(OVERLOADED)
+
+
+def run_checks(number: str, folder: Path, seconds: float = ALL_CHECKS_WALL_SECONDS, isolate: str = "process",
                threads: int = 2, select: str | None = None) -> tuple[Outcomes, str | None]:
     """Every check of stage `number` on the stage modules of `folder`, by group, and a problem that stopped the
-    run (or None). isolate: where the student's code runs, "process" or "sandbox" (bubblewrap);
+    run (or None; `not_graded_yet(problem)` when the machine was too busy to tell). isolate: where the student's
+    code runs, "process" or "sandbox" (bubblewrap), with a budget of CPU seconds per check (limits.py);
     select: a pytest -m expression ("not training": no loss check)."""
     with tempfile.TemporaryDirectory() as tmp:
         submission, report = Path(tmp) / "submission", Path(tmp) / "report.xml"
         copy_stage_modules(Path(folder), submission)
-        command = [sys.executable, "-I", "-m", "pytest", str(REPO_ROOT / "checks" / f"stage_{number}"),
+        command = [sys.executable, "-I", "-m", "pytest", str(CHECKS / f"stage_{number}"),
                    f"--impl={submission}", f"--isolate={isolate}", f"--junitxml={report}", "-q",
-                   "-p", "no:cacheprovider", f"--rootdir={REPO_ROOT}", f"--timeout={SECONDS_PER_FAST_CHECK}",
+                   "-p", "no:cacheprovider", f"--rootdir={CHECKS.parent}",
+                   f"--timeout={FAST_CHECK_WALL_SECONDS + JUDGE_MARGIN_SECONDS}",  # the child's limits come first
                    *(["-m", select] if select else [])]
         process = subprocess.Popen(command, cwd=tmp, env=judge_environment(tmp, threads), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, start_new_session=True,
                                    preexec_fn=die_with_parent)  # a killed grading run leaves no judge running
         try:
-            output, _ = process.communicate(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # pytest and anything the student's code started
-            process.communicate()
-            return {}, f"the checks did not finish within {seconds} s: does your code loop forever?"
+            output = wait_for_judge(process, Budget(process.pid, float("inf"), seconds))
+        except (OverBudget, MachineOverloaded) as error:
+            return {}, str(error)
         if not report.exists():
             tail = output.decode(errors="replace").strip().splitlines()[-5:]
             return {}, "the checks could not run: " + " / ".join(tail)
-        return read_outcomes(report), None
+        outcomes = read_outcomes(report)
+        overloaded = [message for group in outcomes.values() for _, message in group
+                      if message and OVERLOADED in message]
+        return outcomes, (overloaded[0][overloaded[0].index(OVERLOADED):] if overloaded else None)
+
+
+def wait_for_judge(process: subprocess.Popen, budget: Budget) -> bytes:
+    """The judge's output once it ends; it (and all it started) is killed if `budget` runs out."""
+    chunks = []
+    while True:
+        if select.select([process.stdout], [], [], 0.5)[0]:
+            chunk = os.read(process.stdout.fileno(), 1 << 16)
+            if not chunk:
+                process.wait()
+                return b"".join(chunks)
+            chunks.append(chunk)
+            continue
+        try:
+            budget.check()
+        except (OverBudget, MachineOverloaded):
+            os.killpg(process.pid, signal.SIGKILL)  # pytest and anything the student's code started
+            process.wait()
+            raise
 
 
 def read_outcomes(report: Path) -> Outcomes:
-    """Outcomes by group from pytest's JUnit XML (checks/conftest.py records each check's group)."""
+    """Outcomes by group from pytest's JUnit XML (checks/conftest.py records each check's group).
+
+    A pytest-timeout in the judge means the judge itself was starved (the student's code has its own, earlier
+    limits, limits.py): the machine was overloaded, and the check says so."""
     outcomes = {}
     for case in ET.parse(report).getroot().iter("testcase"):
         group = next(p.get("value") for p in case.iter("property") if p.get("name") == "group")
@@ -180,7 +214,7 @@ def read_outcomes(report: Path) -> Outcomes:
             message = message.removeprefix("Failed: ")
             if problems[0].tag == "skipped":  # a check that did not run did not pass
                 message = f"skipped, so not passed: {message}"
-            if "Timeout" in message and "pytest-timeout" in message:
-                message = f"{message}: does your code loop forever?"
+            if "Timeout" in message and OVERLOADED not in message:
+                message = f"{OVERLOADED}: the judge itself ran out of time ({message})"
         outcomes.setdefault(group, []).append((case.get("name"), message))
     return outcomes

@@ -16,10 +16,11 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from .errors import LilTransformyError
 from .paths import REPO_ROOT

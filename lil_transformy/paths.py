@@ -7,8 +7,13 @@ HUB = "hub"
 CACHE_ENV = "LIL_TRANSFORMY_CACHE"
 DEVICE_ENV = "LIL_TRANSFORMY_DEVICE"  # cpu, mps or cuda instead of the automatic choice
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EVOLUTION_REPORT = REPO_ROOT / "reports" / "evolution.json"  # the reference losses every loss check compares with
+PACKAGE = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE.parent  # a clone of the repository (editable install); in an installed wheel, site-packages
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "checks").is_dir()
+# What a student's graded cells need ships with the package (pyproject.toml maps these folders into the wheel):
+CHECKS = REPO_ROOT / "checks" if IN_CHECKOUT else PACKAGE / "checks"
+EVOLUTION_REPORT = (REPO_ROOT / "reports" if IN_CHECKOUT else PACKAGE / "reports") / "evolution.json"  # the
+# reference losses every loss check compares with
 REFERENCE_SEEDS = [0, 1, 2, 3, 4]  # the seeds of the committed report
 REFERENCE_COMMAND = f"lil-transformy evolve --seeds {','.join(map(str, REFERENCE_SEEDS))} --out reports"
 

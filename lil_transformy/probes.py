@@ -76,10 +76,13 @@ def set_parameters(module: torch.nn.Module, values: dict) -> None:
             parameter.copy_(fills[value](parameter) if isinstance(value, str) else value)
 
 
-def train_with_the_shared_budget(model_class) -> dict:
-    """The stage trained as the loss check trains it: {"model": the trained model, "steps": ...}."""
+def train_with_the_shared_budget(model_class, progress=False) -> dict:
+    """The stage trained as the loss check trains it: {"model": the trained model, "steps": ...}.
+
+    progress: False, or a terminal to draw the progress bar on (never pytest's captured output)."""
     # score=False: the judge scores the trained model itself, from the logits it asks for
-    result = train(model_class, load_token_data(), SHARED, label="training your model", score=False)
+    result = train(model_class, load_token_data(), SHARED, progress=progress, label="training your model",
+                   score=False)
     result.model.eval()
     return {"model": result.model, "steps": result.config.steps}
 

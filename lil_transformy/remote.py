@@ -15,6 +15,7 @@ this library that runs where the objects are (`run_probe`) and returns data.
 import io
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from .errors import LilTransformyError
+from .limits import Budget, MachineOverloaded, OverBudget
 
 HEADER = struct.Struct("!Q")
 MAX_REPLY = 2 << 30  # bytes: a reply larger than this is not an honest tensor
@@ -56,7 +58,7 @@ def receive(fd: int) -> bytes | None:
         return None
     (size,) = HEADER.unpack(header)
     if size > MAX_REPLY:
-        raise ChildGone(f"the child sent {size:,} bytes")
+        raise ChildGone(f"your code's process sent {size:,} bytes: more than any honest answer")
     return read_exactly(fd, size)
 
 
@@ -89,6 +91,25 @@ class Remote:
         os.close(replies_w)
         self.handles: dict[int, Handle] = {}
         self.alive = True
+        self.budget: Budget | None = None  # the current check's limits (start_check)
+
+    def start_check(self, cpu_seconds: float, wall_seconds: float) -> None:
+        """From now on, until the next check, the child may use `cpu_seconds` (all its processes together)."""
+        self.budget = Budget(self.process.pid, cpu_seconds, wall_seconds)
+
+    def wait_for_reply(self) -> None:
+        """Until the reply is there, or the check's budget is spent: then the child is stopped, and the check told why."""
+        while not select.select([self.replies], [], [], 0.25)[0]:
+            if self.budget is None:
+                continue
+            try:
+                self.budget.check()
+            except OverBudget as error:
+                self.close()
+                raise ChildGone(str(error)) from None
+            except MachineOverloaded:
+                self.close()
+                raise
 
     def ask(self, *request):
         if not self.alive:
@@ -98,6 +119,7 @@ class Remote:
             send(self.requests, pickle.dumps(tuple(to_wire(x) for x in request)))
         except BrokenPipeError:
             raise ChildGone(f"your code's process ended ({self.exit_reason()})") from None
+        self.wait_for_reply()
         payload = receive(self.replies)
         if payload is None:
             raise ChildGone(f"your code's process ended ({self.exit_reason()})")
@@ -243,6 +265,9 @@ def answer(request: tuple, objects: dict, folder: str):
     from .stages import load_stage_module
 
     verb, *rest = request
+    if verb == "seed":  # before every check, as the judge reseeds its own inputs: the same numbers as in-process
+        torch.manual_seed(rest[0])
+        return None
     if verb == "import":
         return load_stage_module(rest[0], folder)
     if verb == "probe":

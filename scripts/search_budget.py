@@ -23,10 +23,7 @@ fraction of the most steps the 30 s budget allows, so every trial is feasible.
     PYTHONPATH=. nice -n 19 python scripts/search_budget.py validate --trial N --seeds 3,4 --out /tmp/x [--stages 01-09]
 """
 import argparse
-import math
-import os
 import statistics
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 

@@ -1,7 +1,7 @@
 import pytest
 
-from lil_transformy.errors import LilTransformyError
 from lil_transformy.cli import OUT_OF_SYNC, main
+from lil_transformy.errors import LilTransformyError
 from lil_transformy.exercises import MANIFEST, out_of_sync, stub_source, write_exercises
 
 SOLUTION = '''def add(a, b):

@@ -3,16 +3,21 @@ from dataclasses import replace
 
 import torch
 
-from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
-                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
 from lil_transformy.checking import WORD_ORDER_PAIR, expect, expect_shape, student_code, word_order_pair
 from lil_transformy.probes import set_parameters
 from lil_transformy.remote import run_probe
 from lil_transformy.train import SHARED
 
+from ..model_checks import (  # noqa: F401
+    test_logits_shape,
+    test_loss_on_the_ladder,
+    test_no_peeking_by_gradient,
+    test_no_peeking_by_perturbation,
+    test_no_peeking_on_a_real_story,
+)
+
 
 def test_embedding_adds_one_vector_per_position(stage, tiny):
-    torch.manual_seed(0)
     embed = stage.TokenAndPositionEmbedding(tiny)
     idx = torch.tensor([[4, 4, 4, 9]])  # the same token three times
     with student_code():
@@ -27,7 +32,6 @@ def test_embedding_adds_one_vector_per_position(stage, tiny):
 
 def test_the_average_hides_word_order(Model, token_data):
     """The lesson: positions are in every vector, yet the average makes word order invisible."""
-    torch.manual_seed(0)
     cfg = replace(SHARED, vocab_size=token_data.vocab.size)
     with student_code():
         model = Model(cfg).eval()

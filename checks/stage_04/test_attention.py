@@ -4,10 +4,16 @@ import math
 import pytest
 import torch
 
-from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
-                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
-from checks.attention_checks import expect_nothing_ready_made
-from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, student_code
+from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, random_vectors, student_code
+
+from ..attention_checks import expect_nothing_ready_made
+from ..model_checks import (  # noqa: F401
+    test_logits_shape,
+    test_loss_on_the_ladder,
+    test_no_peeking_by_gradient,
+    test_no_peeking_by_perturbation,
+    test_no_peeking_on_a_real_story,
+)
 
 
 @pytest.mark.causality
@@ -23,8 +29,7 @@ def test_causal_mask(stage):
 
 @pytest.mark.causality
 def test_attention_weights_are_causal_and_normalised(stage):
-    torch.manual_seed(0)
-    q, k = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8)  # (batch, heads, seq, d_head)
+    q, k = random_vectors(2, 3, 5, 8), random_vectors(2, 3, 5, 8)  # (batch, heads, seq, d_head)
     with student_code():
         weights = stage.attention_weights(q, k)
     expect_shape(weights, (2, 3, 5, 5), "weights", "(..., seq_query, seq_key): q @ k.transpose(-2, -1)")
@@ -49,9 +54,8 @@ def test_attention_weights_scale_by_sqrt_d_head(stage):
 
 
 def test_attention_head(stage):
-    torch.manual_seed(0)
     head = stage.AttentionHead(12, 6)
-    x = torch.randn(2, 5, 12)
+    x = random_vectors(2, 5, 12)
     same = x[:, :1].expand(2, 5, 12)  # every position holds the same vector
     with student_code():
         out = head(x)
@@ -65,16 +69,14 @@ def test_attention_head(stage):
 
 
 def test_every_weight_of_the_head_matters(stage):
-    torch.manual_seed(0)
     with student_code():
-        expect_every_weight_matters(stage.AttentionHead(12, 6), torch.randn(2, 5, 12), "attention head",
+        expect_every_weight_matters(stage.AttentionHead(12, 6), random_vectors(2, 5, 12), "attention head",
                                     "is each projection used in forward()? scores from q = W_Q(x) and k = W_K(x), "
                                     "then the weights mix the values v = W_V(x), not x itself")
 
 
 def test_attention_sees_a_bag_of_predecessors(Model, tiny):
     """No positions yet: shuffling the earlier tokens leaves the last position's logits unchanged."""
-    torch.manual_seed(0)
     with student_code():
         model = Model(tiny).eval()
         idx = torch.tensor([[5, 9, 2, 7, 3]])

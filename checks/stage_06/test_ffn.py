@@ -1,15 +1,20 @@
 """Stage 06 checks: the feed-forward layer works on each position alone, and is not linear."""
 import torch
 
-from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
-                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
-from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, student_code
+from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, random_vectors, student_code
+
+from ..model_checks import (  # noqa: F401
+    test_logits_shape,
+    test_loss_on_the_ladder,
+    test_no_peeking_by_gradient,
+    test_no_peeking_by_perturbation,
+    test_no_peeking_on_a_real_story,
+)
 
 
 def test_feed_forward_shape_and_positionwise(stage):
-    torch.manual_seed(0)
     ffn = stage.FeedForward(8)
-    x = torch.randn(2, 5, 8)
+    x = random_vectors(2, 5, 8)
     with student_code():
         out = ffn(x)
         changed = x.clone()
@@ -23,9 +28,8 @@ def test_feed_forward_shape_and_positionwise(stage):
 
 
 def test_feed_forward_is_not_linear(stage):
-    torch.manual_seed(0)
     ffn = stage.FeedForward(8)
-    a, b = torch.randn(1, 3, 8), torch.randn(1, 3, 8)
+    a, b = random_vectors(1, 3, 8), random_vectors(1, 3, 8)
     with student_code():
         gap = (ffn(a + b) - ffn(a) - ffn(b) + ffn(torch.zeros_like(a))).abs().max().item()
     expect(gap > 1e-4, "a nonlinear function: ffn(a + b) - ffn(a) - ffn(b) + ffn(0) != 0", f"a gap of {gap:.2g}",
@@ -33,7 +37,6 @@ def test_feed_forward_is_not_linear(stage):
 
 
 def test_every_weight_of_the_ffn_matters(stage):
-    torch.manual_seed(0)
     with student_code():
-        expect_every_weight_matters(stage.FeedForward(8), torch.randn(2, 3, 8), "feed-forward layer",
+        expect_every_weight_matters(stage.FeedForward(8), random_vectors(2, 3, 8), "feed-forward layer",
                                     "forward() should use both layers: down(activation(up(x)))")

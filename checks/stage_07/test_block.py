@@ -2,21 +2,26 @@
 import pytest
 import torch
 
-from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
-                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
-from checks.attention_checks import expect_nothing_ready_made
-from lil_transformy.checking import expect, expect_shape, student_code
+from lil_transformy.checking import expect, expect_shape, random_vectors, student_code
 from lil_transformy.probes import Recorder, Zero
+
+from ..attention_checks import expect_nothing_ready_made
+from ..model_checks import (  # noqa: F401
+    test_logits_shape,
+    test_loss_on_the_ladder,
+    test_no_peeking_by_gradient,
+    test_no_peeking_by_perturbation,
+    test_no_peeking_on_a_real_story,
+)
 
 
 def make_block(stage, d_model=8):
-    torch.manual_seed(0)
     return stage.Block(d_model, stage.AttentionHead(d_model, d_model))
 
 
 @pytest.mark.shapes
 def test_block_shape(stage):
-    x = torch.randn(2, 5, 8)
+    x = random_vectors(2, 5, 8)
     with student_code():
         out = make_block(stage)(x)
     expect_shape(out, (2, 5, 8), "block(x)", "the block keeps the residual stream's shape (batch, seq, d_model)")
@@ -25,7 +30,7 @@ def test_block_shape(stage):
 def test_residual_path(stage):
     block = make_block(stage)
     block.attention, block.ffn = Zero(), Zero()
-    x = torch.randn(2, 5, 8)
+    x = random_vectors(2, 5, 8)
     with student_code():
         out = block(x)
     expect(torch.allclose(out, x, atol=1e-6), "block(x) == x when attention and FFN output zeros",
@@ -36,7 +41,7 @@ def test_residual_path(stage):
 def test_sublayers_see_normalised_input(stage):
     block = make_block(stage)
     block.attention, block.ffn = Recorder(), Recorder()
-    x = 5 + 3 * torch.randn(2, 5, 8)
+    x = 5 + 3 * random_vectors(2, 5, 8)
     with student_code():
         block(x)
     for name, sublayer in (("attention", block.attention), ("ffn", block.ffn)):

@@ -1,11 +1,16 @@
 """Stage 08 checks: two blocks, each with its own weights, both used."""
-import torch
 
-from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
-                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
-from lil_transformy.checking import expect, student_code
+from lil_transformy.checking import expect, random_tokens, student_code
 from lil_transformy.probes import block_call_order, blocks
 from lil_transformy.remote import run_probe
+
+from ..model_checks import (  # noqa: F401
+    test_logits_shape,
+    test_loss_on_the_ladder,
+    test_no_peeking_by_gradient,
+    test_no_peeking_by_perturbation,
+    test_no_peeking_on_a_real_story,
+)
 
 
 def test_two_blocks_with_their_own_weights(Model, tiny):
@@ -22,6 +27,6 @@ def test_every_block_runs_once_in_order(Model, tiny):
     with student_code():
         model = Model(tiny)
         count = run_probe(blocks, model)["count"]
-        calls = run_probe(block_call_order, model, torch.randint(tiny.vocab_size, (1, 4)))
+        calls = run_probe(block_call_order, model, random_tokens(tiny.vocab_size, (1, 4)))
     expect(list(calls) == list(range(count)), f"blocks called in order {list(range(count))}", f"{list(calls)}",
            "for block in self.blocks: x = block(x)")

@@ -2,12 +2,18 @@
 import pytest
 import torch
 
-from checks.model_checks import (test_logits_shape, test_loss_on_the_ladder, test_no_peeking_by_gradient,  # noqa: F401
-                                  test_no_peeking_by_perturbation, test_no_peeking_on_a_real_story)
-from checks.attention_checks import expect_nothing_ready_made
-from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, student_code
+from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, random_vectors, student_code
 from lil_transformy.probes import set_parameters
 from lil_transformy.remote import run_probe
+
+from ..attention_checks import expect_nothing_ready_made
+from ..model_checks import (  # noqa: F401
+    test_logits_shape,
+    test_loss_on_the_ladder,
+    test_no_peeking_by_gradient,
+    test_no_peeking_by_perturbation,
+    test_no_peeking_on_a_real_story,
+)
 
 
 def test_split_heads(stage):
@@ -21,11 +27,10 @@ def test_split_heads(stage):
 
 
 def test_heads_attend_independently(stage):
-    torch.manual_seed(0)
     with student_code():
         attention = stage.MultiHeadAttention(8, 2)
         run_probe(set_parameters, attention, {"W_O.weight": torch.eye(8), "W_O.bias": torch.zeros(8)})  # heads as they are
-        x = torch.randn(2, 5, 8)
+        x = random_vectors(2, 5, 8)
         before = attention(x)
         W_Q = attention.W_Q.weight
         run_probe(set_parameters, attention, {"W_Q.weight": torch.cat([W_Q[:4], -3 * W_Q[4:]])})  # head 1's queries only
@@ -40,9 +45,8 @@ def test_heads_attend_independently(stage):
 
 
 def test_every_weight_of_multi_head_attention_matters(stage):
-    torch.manual_seed(0)
     with student_code():
-        expect_every_weight_matters(stage.MultiHeadAttention(8, 2), torch.randn(2, 5, 8), "multi-head attention",
+        expect_every_weight_matters(stage.MultiHeadAttention(8, 2), random_vectors(2, 5, 8), "multi-head attention",
                                     "the merged heads go through the output projection W_O before they are returned")
 
 
