@@ -164,14 +164,14 @@ def new_model(model_class, cfg: Config, device: torch.device):
 
 
 def training_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, step: int, cfg: Config,
-                  precision=contextlib.nullcontext()) -> torch.Tensor:
+                  precision: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
     """One optimizer step on inputs x and next tokens y, (batch, context) each; returns the batch's loss.
 
     precision: the context the forward pass runs in (the full preset's bf16 autocast on a GPU).
     """
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, cfg)
-    with precision:
+    with precision or contextlib.nullcontext():
         loss = next_token_loss(model(x), y)
     if not torch.isfinite(loss):
         raise LilTransformyError(f"the loss became {loss.item()} at step {step}: look for a division by "
