@@ -60,8 +60,9 @@ def train_full(model_class, data: FullData, cfg: Config = FULL, checkpoint: Path
     model, optimizer = new_model(model_class, cfg, device)
     batches = torch.Generator().manual_seed(0)  # the same batches for every stage, as train()
     state = {"step": 0, "seconds": 0.0, "history": {"step": [], "train_loss": [], "probe_loss": []}}
+    made_with = {**asdict(cfg), "data": data.fingerprint}  # a checkpoint resumes only the run it was made by
     if checkpoint and checkpoint.exists():
-        state = resume(checkpoint, cfg, model, optimizer, batches)
+        state = resume(checkpoint, made_with, model, optimizer, batches)
     forward = torch.compile(model) if compile_model else model  # shares the weights: checkpoints save `model`
     tokens_per_step = cfg.batch_size * cfg.context
     bar = tqdm(total=cfg.steps * tokens_per_step, initial=state["step"] * tokens_per_step, desc=label, unit="tok",
@@ -79,26 +80,26 @@ def train_full(model_class, data: FullData, cfg: Config = FULL, checkpoint: Path
             bar.set_postfix(loss=f"{loss.item():.3f}", probe=f"{history['probe_loss'][-1]:.3f}")
         if checkpoint and ((step + 1) % checkpoint_every == 0 or step + 1 == cfg.steps):
             state.update(step=step + 1, seconds=time.perf_counter() - started)
-            save(checkpoint, cfg, model, optimizer, batches, state)
+            save(checkpoint, made_with, model, optimizer, batches, state)
     bar.close()
     seconds = time.perf_counter() - started
     return TrainResult(model, cfg, evaluate(model, data.heldout, cfg), seconds, state["history"])
 
 
-def save(path: Path, cfg: Config, model, optimizer, batches: torch.Generator, state: dict) -> None:
+def save(path: Path, made_with: dict, model, optimizer, batches: torch.Generator, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+    torch.save({"made_with": made_with, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "batches": batches.get_state(), **state}, tmp)
     tmp.replace(path)  # an interruption while saving leaves the previous checkpoint whole
 
 
-def resume(path: Path, cfg: Config, model, optimizer, batches: torch.Generator) -> dict:
+def resume(path: Path, made_with: dict, model, optimizer, batches: torch.Generator) -> dict:
     """Load weights, AdamW's moments and the batch generator: training continues as if never stopped."""
     saved = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and numbers: runs no code
-    if saved["config"] != asdict(cfg):
-        raise LilTransformyError(f"the checkpoint {path} was made with another configuration: delete it to start "
-                                 f"this stage again, or run with the configuration it was made with")
+    if saved["made_with"] != made_with:
+        raise LilTransformyError(f"the checkpoint {path} was made with another configuration or data: delete it "
+                                 f"to start this stage again, or run with the configuration it was made with")
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     batches.set_state(saved["batches"])

@@ -10,6 +10,7 @@ import torch
 
 from lil_transformy import data, full_scale, tokens
 from lil_transformy.cli import main
+from lil_transformy.errors import LilTransformyError
 from lil_transformy.full_data import fast_gpt2, gpt2_ids, load_full_data
 from lil_transformy.full_report import SEED_LOSS, evolve_full
 from lil_transformy.full_scale import FULL, train_full
@@ -76,6 +77,8 @@ def test_a_resumed_stage_ends_bit_identical_to_one_that_ran_through(full_data, t
     assert all(torch.equal(a, b) for a, b in zip(through.model.state_dict().values(),
                                                  resumed.model.state_dict().values(), strict=True))
     assert resumed.val_loss == through.val_loss and resumed.history == through.history
+    with pytest.raises(LilTransformyError, match="made with another configuration or data: delete it"):
+        train_full(stage09, full_data, replace(TINY, lr=1e-3), tmp_path / "resumed.pt", progress=False)
 
 
 @pytest.mark.training
