@@ -68,7 +68,7 @@ def markdown_table(report: dict) -> str:
     setup = (f"Every stage on {c['dataset']}: {c['train_tokens']:,} training tokens, held-out loss on "
              f"{c['heldout_tokens']:,} tokens (windows every {c['eval_stride']} tokens, each scoring its last "
              f"{c['eval_stride']}), vocabulary {c['vocab_size']:,} ({c['coverage']:.2%} coverage). One budget for "
-             f"every stage: {c['steps']:,} steps of {c['batch_size']} x {c['context']} tokens = {tokens / 1e6:.0f} M "
+             f"every stage: {c['steps']:,} steps of {c['batch_size']} x {c['context']} tokens = {tokens:,} "
              f"tokens ({tokens / c['train_tokens']:.2f} epochs); d_model {c['d_model']}, lr {c['lr']} "
              f"({c['schedule']}, {c['warmup_steps']} warm-up), weight decay {c['weight_decay']}; {c['device']}, "
              f"{c['precision']}{', torch.compile' if c['compile'] else ''}, torch {c['torch']}, seeds {c['seeds']}.")
