@@ -35,6 +35,10 @@ def best_of(runs: int, work) -> float:
     return min(times)
 
 
+def count_parameters(number: str, cfg) -> int:
+    return sum(p.numel() for p in model_class(number, "solutions")(cfg).parameters())
+
+
 def hub_format_copy(folder: Path) -> str:
     """The shipped slice as a dataset folder: train.jsonl of its stories, validation.jsonl of its paragraphs."""
     paragraphs = [p for p in (data.BUNDLED / data.VALIDATION_FILE).read_text().split("\n\n") if p.strip()]
@@ -68,8 +72,8 @@ def main() -> None:
         start = time.perf_counter()
         evaluate(model, full.heldout, cfg, max_tokens=64 * cfg.eval_stride)  # 64 windows, as 64 * 128 tokens scored
         scoring = (time.perf_counter() - start) / (64 * cfg.eval_stride)
-    params = {s.number: {vocab: sum(p.numel() for p in model_class(s.number, "solutions")(
-        replace(FULL, vocab_size=vocab)).parameters()) for vocab in (4096, full.vocab.size)} for s in STAGES[1:] + DETOURS}
+    params = {s.number: {vocab: count_parameters(s.number, replace(FULL, vocab_size=vocab))
+                         for vocab in (4096, full.vocab.size)} for s in STAGES[1:] + DETOURS}  # the seed's and ours
     result = {"cpu_threads": torch.get_num_threads(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
               "slice_gpt2_tokens": n_tokens, "today_tokens_per_s": n_tokens / today,
               "fast_tokens_per_s": n_tokens / fast, "prepare_seconds": prepare,
