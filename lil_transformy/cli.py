@@ -3,6 +3,7 @@ import argparse
 import os
 import sys
 
+from .data import HUB_DATASET
 from .errors import LilTransformyError
 from .paths import DATA_ENV, make_data_path_absolute
 
@@ -27,12 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("stage", help="a stage number, e.g. 05")
     train.add_argument("--impl", default="exercises", help="exercises (yours, default), solutions, or a folder")
     train.add_argument("--seed", type=int, default=0)
+    add_preset_flags(train)
 
     evolve = commands.add_parser("evolve", help="train every stage with the shared budget: the evolution report")
     evolve.add_argument("--stages", default="01-09", help="e.g. 01-09 or 03,05 (default 01-09)")
     evolve.add_argument("--seeds", default="0", help="e.g. 0,1,2 (default 0)")
     evolve.add_argument("--impl", default="solutions", help="solutions (default), exercises, or a folder")
-    evolve.add_argument("--out", default="runs/evolution", help="folder for evolution.json, .md, .png")
+    evolve.add_argument("--out", help="folder for evolution.json, .md, .png (default runs/evolution; "
+                                      "with --preset full runs/full, which also holds the checkpoints)")
+    add_preset_flags(evolve)
 
     course = commands.add_parser("course", help="an nbgrader course from the stages (instructors)")
     course.add_argument("action", choices=["build", "grade", "export", "demo"],
@@ -74,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     except LilTransformyError as error:
         print(f"lil-transformy: error: {error}", file=sys.stderr)
         return 2
+
+
+def add_preset_flags(command) -> None:
+    command.add_argument("--preset", choices=["course", "full"], default="course",
+                         help="course (default): the shipped slice, the shared budget, seconds per stage on a CPU; "
+                              "full: all of TinyStories at the seed's scale (d_model 128, context 256), for a GPU "
+                              "or a Mac, downloaded once, checkpointed and resumable")
+    command.add_argument("--dataset", default=HUB_DATASET,
+                         help="--preset full: the dataset for datasets.load_dataset, a hub name or a folder")
+    command.add_argument("--compile", action="store_true", help="--preset full: torch.compile the model")
 
 
 OUT_OF_SYNC = ("exercises/ differs from what solutions/ generates: {files}.\n"
@@ -118,6 +132,8 @@ def run_train(args) -> int:
     from .train import SHARED, train
 
     stage = get_stage(args.stage)
+    if args.preset == "full":
+        return train_full_stage(stage, args)
     data = load_token_data()
     result = train(model_class(stage.number, args.impl), data, replace(SHARED, seed=args.seed),
                    label=f"stage {stage.number}")
@@ -126,6 +142,26 @@ def run_train(args) -> int:
     print(sample_text(result.model, data.vocab, "Once upon a time", result.config.context))
     if args.impl == "exercises":
         record_loss(stage.number, result.val_loss)  # for `lil-transformy progress`
+    return 0
+
+
+def train_full_stage(stage, args) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from .full_data import load_full_data
+    from .full_report import checkpoint_path
+    from .full_scale import FULL, train_full
+    from .sampling import sample_text
+    from .stages import model_class
+
+    data = load_full_data(args.dataset)
+    checkpoint = checkpoint_path(Path("runs/full"), stage.number, args.seed)
+    result = train_full(model_class(stage.number, args.impl), data, replace(FULL, seed=args.seed), checkpoint,
+                        args.compile, label=f"stage {stage.number}")
+    print(f"stage {stage.number} ({stage.title}), full preset: held-out loss {result.val_loss:.3f} "
+          f"(perplexity {result.perplexity:.1f}) in {result.seconds / 60:.1f} min; checkpoint {checkpoint}")
+    print(sample_text(result.model, data.vocab, "Once upon a time", result.config.context))
     return 0
 
 
@@ -139,8 +175,16 @@ def run_evolve(args) -> int:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         raise LilTransformyError(f"--seeds takes numbers separated by commas, not {args.seeds!r}") from None
-    evolve(parse_stages(args.stages), seeds, Path(args.out), impl=args.impl)
-    print((Path(args.out) / "evolution.md").read_text())
+    if args.preset == "full":
+        from .full_report import evolve_full
+
+        out = Path(args.out or "runs/full")
+        evolve_full(parse_stages(args.stages, detours=True), seeds, out, args.impl, dataset=args.dataset,
+                    compile_model=args.compile)
+    else:
+        out = Path(args.out or "runs/evolution")
+        evolve(parse_stages(args.stages), seeds, out, impl=args.impl)
+    print((out / "evolution.md").read_text())
     return 0
 
 

@@ -87,12 +87,19 @@ def read_stories(path: Path) -> list[str]:
 
 
 def split(stories: list[str], validation_text: str, source: str) -> Corpus:
+    if not stories:
+        raise LilTransformyError(f"the data in {source} is too small to split")
+    train_part, heldout = split_validation(validation_text, source)
+    return Corpus(train=stories + [train_part], heldout=[heldout], source=source)
+
+
+def split_validation(validation_text: str, source: str) -> tuple[str, str]:
+    """The first 80 % of the paragraphs (a training document) and the last 20 % (the held-out document)."""
     paragraphs = [p for p in re.split(r"\n\s*\n", validation_text) if p.strip()]
     n_train = round(len(paragraphs) * (1 - HELDOUT_FRACTION))
-    if not stories or n_train == 0 or n_train == len(paragraphs):
+    if n_train == 0 or n_train == len(paragraphs):
         raise LilTransformyError(f"the data in {source} is too small to split")
-    return Corpus(train=stories + ["\n\n".join(paragraphs[:n_train])],
-                  heldout=["\n\n".join(paragraphs[n_train:])], source=source)
+    return "\n\n".join(paragraphs[:n_train]), "\n\n".join(paragraphs[n_train:])
 
 
 def download_from_hub(folder: Path) -> None:

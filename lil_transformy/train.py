@@ -1,4 +1,5 @@
 """One training loop for every stage: same data, same budget; only the architecture changes."""
+import contextlib
 import ctypes
 import math
 import os
@@ -94,10 +95,14 @@ def learning_rate(step: int, cfg: Config) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def random_windows(ids: torch.Tensor, cfg: Config, generator: torch.Generator):
-    """A batch of random windows: inputs (batch, context) and the next tokens (batch, context)."""
+def random_windows(ids, cfg: Config, generator: torch.Generator):
+    """A batch of random windows: inputs (batch, context) and the next tokens (batch, context).
+
+    ids: a tensor, or a numpy array (the full preset's memory-mapped uint16 corpus: only the batch is read).
+    """
     starts = torch.randint(len(ids) - cfg.context - 1, (cfg.batch_size,), generator=generator)
-    windows = torch.stack([ids[s: s + cfg.context + 1] for s in starts.tolist()])  # (batch, context + 1)
+    windows = torch.stack([torch.as_tensor(ids[s: s + cfg.context + 1], dtype=torch.long)
+                           for s in starts.tolist()])  # (batch, context + 1)
     return windows[:, :-1], windows[:, 1:]
 
 
@@ -167,6 +172,39 @@ def parameter_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 
+def new_model(model_class, cfg: Config, device: torch.device):
+    """`model_class(cfg)` seeded with cfg.seed and initialised as cfg.init, on `device`, and its AdamW."""
+    torch.manual_seed(cfg.seed)
+    model = model_class(cfg)  # PyTorch's default initialisation, as any textbook
+    if cfg.init == "gpt2":
+        gpt2_init(model)
+    elif cfg.init != "default":
+        raise LilTransformyError(f"unknown init {cfg.init!r}: use 'default' or 'gpt2'")
+    model.to(device)
+    return model, torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, betas=(0.9, cfg.beta2))
+
+
+def training_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, step: int, cfg: Config,
+                  precision: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
+    """One optimizer step on inputs x and next tokens y, (batch, context) each; returns the batch's loss.
+
+    precision: the context the forward pass runs in (the full preset's bf16 autocast on a GPU).
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, cfg)
+    with precision or contextlib.nullcontext():
+        loss = next_token_loss(model(x), y)
+    if not torch.isfinite(loss):
+        raise LilTransformyError(f"the loss became {loss.item()} at step {step}: look for a division by "
+                                 f"zero, a log of 0, or a mask that hides every position")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss
+
+
 def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool | TextIO = True,
           label: str = "training", score: bool = True) -> TrainResult:
     """Build `model_class(cfg)`, train it for cfg.steps on data.train, score it on data.heldout.
@@ -177,14 +215,7 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool | T
     keep_freed_memory()
     cfg = replace(cfg, vocab_size=data.vocab.size)
     device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    model = model_class(cfg)  # PyTorch's default initialisation, as any textbook
-    if cfg.init == "gpt2":
-        gpt2_init(model)
-    elif cfg.init != "default":
-        raise LilTransformyError(f"unknown init {cfg.init!r}: use 'default' or 'gpt2'")
-    model.to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, betas=(0.9, cfg.beta2))
+    model, optimizer = new_model(model_class, cfg, device)
     # The same batches for every stage and every seed: a check trains a student's model on these batches, so the
     # seed-to-seed spread a check must allow for is that of the initial weights alone.
     batches = torch.Generator().manual_seed(0)
@@ -193,18 +224,8 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool | T
     bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False,
                file=None if isinstance(progress, bool) else progress)
     for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, cfg)
         x, y = random_windows(data.train, cfg, batches)
-        loss = next_token_loss(model(x.to(device)), y.to(device))
-        if not torch.isfinite(loss):
-            raise LilTransformyError(f"the loss became {loss.item()} at step {step}: look for a division by "
-                                     f"zero, a log of 0, or a mask that hides every position")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        loss = training_step(model, optimizer, x.to(device), y.to(device), step, cfg)
         if score and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             history["step"].append(step + 1)
             history["train_loss"].append(loss.item())

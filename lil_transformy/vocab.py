@@ -53,7 +53,14 @@ class Vocabulary:
         from .stages import load_stage_module
 
         stage00 = load_stage_module("00", "solutions")
-        counts = stage00.count_tokens(train_gpt2_ids, tokenizer.GPT2_VOCAB_SIZE)
+        return cls.from_counts(stage00.count_tokens(train_gpt2_ids, tokenizer.GPT2_VOCAB_SIZE), coverage)
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, coverage: float = COVERAGE) -> "Vocabulary":
+        """`build` from the count of every GPT-2 id, (50257,): the full corpus is counted in chunks, never held whole."""
+        from .stages import load_stage_module
+
+        stage00 = load_stage_module("00", "solutions")
         n_keep = stage00.smallest_vocab_for_coverage(counts, coverage)
         new_to_gpt2, _ = stage00.build_id_maps(counts, n_keep, tokenizer.END_OF_TEXT_ID)
         covered = counts[new_to_gpt2[1:]].sum() / counts.sum()
