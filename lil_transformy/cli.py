@@ -1,5 +1,6 @@
-"""The `lil-transformy` command: exercises, vocab, progress, train, evolve, course, strip-notebooks, mutants, variants."""
+"""The `lil-transformy` command: exercises, vocab, check, progress, train, evolve, course, strip-notebooks, mutants, variants."""
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -24,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     progress = commands.add_parser("progress", help="your fast checks and losses, stage by stage, on one screen")
     progress.add_argument("--impl", default="exercises", help="exercises (yours, default), solutions, or a folder")
 
+    check = commands.add_parser("check", help="run a stage's checks on your code (as `pytest checks/stage_NN`; "
+                                              "also without a clone, e.g. in a released assignment's folder)")
+    check.add_argument("stage", help="a stage number, e.g. 04")
+    check.add_argument("--impl", help="the folder of your stage modules (default: this folder if it holds the "
+                                      "stage's module, else exercises/)")
+    check.add_argument("--fast", action="store_true", help="only the fast checks: no training")
+
     train = commands.add_parser("train", help="train one stage with the shared budget, print its loss and a sample")
     train.add_argument("stage", help="a stage number, e.g. 05")
     train.add_argument("--impl", default="exercises", help="exercises (yours, default), solutions, or a folder")
@@ -39,28 +47,40 @@ def main(argv: list[str] | None = None) -> int:
     add_preset_flags(evolve)
 
     course = commands.add_parser("course", help="an nbgrader course from the stages (instructors)")
-    course.add_argument("action", choices=["build", "grade", "export", "demo"],
-                        help="build: the course folder and its releases; grade: autograde every submission, "
-                             "feedback, grades.csv, a table; export: grades.csv from the gradebook (after every "
-                             "--shard is done); demo: build, submit three students (reference, stub, broken) and "
-                             "grade them end to end")
-    course.add_argument("dir", help="the course folder (build and demo create it)")
-    course.add_argument("--stages", default="00-09", help="e.g. 00,03,05 (default 00-09, the 03b detour included)")
-    course.add_argument("--with-earlier-solutions", action="store_true",
-                        help="build: ship the reference modules of the earlier stages each stage imports "
-                             "(default: stubs; students bring their own)")
-    course.add_argument("--unsandboxed", action="store_true",
-                        help="grade/demo without the bubblewrap sandbox: students' code could then reach the "
-                             "gradebook and each other's work")
-    course.add_argument("--jobs", type=int, default=1,
-                        help="grade/demo: students judged at once, each in its own sandbox with cores/jobs CPU "
-                             "threads (at most one job per core; default 1)")
-    course.add_argument("--db", help="the gradebook's URL (nbgrader's db_url), e.g. postgresql://user@host/course: "
-                                     "build writes it into nbgrader_config.py; grade/export use it instead of "
-                                     "the configured one (default: SQLite in the course folder)")
-    course.add_argument("--shard", type=shard_spec, metavar="K/M",
-                        help="grade: only share K of M of the students (by a hash of their names), for M machines "
-                             "writing one PostgreSQL gradebook; then `course export` on any of them")
+    actions = course.add_subparsers(dest="action", required=True, metavar="{build,grade,export,demo}")
+    build = actions.add_parser("build", help="the course folder and a release per stage (students get "
+                                             "DIR/release/stage_NN)")
+    grade = actions.add_parser("grade", help="autograde every submission in DIR/submitted, feedback, grades.csv, a "
+                                             "table; a re-run grades only what is left")
+    export = actions.add_parser("export", help="grades.csv from the gradebook (after every --shard is done)")
+    demo = actions.add_parser("demo", help="build, submit three students (reference, stub, broken) and grade them "
+                                           "end to end")
+    for action, what in ((build, "a new course folder"), (grade, "the course folder `course build` made"),
+                         (export, "the course folder `course build` made"), (demo, "a new course folder")):
+        action.add_argument("dir", help=what)
+    for action in (build, demo):
+        action.add_argument("--stages", default="00-09", help="e.g. 00,03,05 (default 00-09, the 03b detour included)")
+    for action in (grade, export):
+        action.add_argument("--stages", help="only these of the course's stages, e.g. 03,05 (default: every stage "
+                                             "the course was built for)")
+    build.add_argument("--with-earlier-solutions", action="store_true",
+                       help="ship the reference modules of the earlier stages each stage imports (default: stubs; "
+                            "students bring their own)")
+    for action in (grade, demo):
+        action.add_argument("--jobs", type=int, default=1,
+                            help="students judged at once, each in its own sandbox with cores/jobs CPU threads (at "
+                                 "most one job per core; default 1)")
+        action.add_argument("--unsandboxed", action="store_true",
+                            help="grade without the bubblewrap sandbox: students' code could then reach the "
+                                 "gradebook and each other's work")
+    grade.add_argument("--shard", type=shard_spec, metavar="K/M",
+                       help="only share K of M of the students (by a hash of their names), for M machines writing "
+                            "one PostgreSQL gradebook; then `course export` on any of them")
+    for action, what in ((build, "written into nbgrader_config.py"), (grade, "instead of the configured one"),
+                         (export, "instead of the configured one"), (demo, "written into nbgrader_config.py")):
+        action.add_argument("--db", help=f"the gradebook's URL (nbgrader's db_url), e.g. "
+                                         f"postgresql://user@host/course, {what} (default: SQLite in the course "
+                                         f"folder)")
 
     commands.add_parser("strip-notebooks", help="remove outputs from notebooks/*.ipynb before committing (maintainers)")
 
@@ -120,6 +140,20 @@ def run_vocab(args) -> int:
           f"vocabulary: {data.vocab.size:,} ids (of GPT-2's 50,257) covering {data.vocab.coverage:.2%} "
           f"of the training tokens; {unknown:.2%} of the held-out tokens are <unk>")
     return 0
+
+
+def run_check(args) -> int:
+    from pathlib import Path
+
+    import pytest
+
+    from .paths import CHECKS
+    from .stages import get_stage
+
+    stage = get_stage(args.stage)
+    impl = args.impl or ("." if (Path.cwd() / f"{stage.module}.py").exists() else "exercises")
+    return int(pytest.main([str(CHECKS / f"stage_{stage.number}"), f"--impl={impl}", f"--rootdir={CHECKS.parent}",
+                            "-p", "no:cacheprovider", *(["-m", "not training"] if args.fast else [])]))
 
 
 def run_train(args) -> int:
@@ -200,13 +234,17 @@ def run_course(args) -> int:
     from . import course
     from .stages import parse_stages
 
-    stages, root = parse_stages(args.stages, detours=True), Path(args.dir).resolve()
+    if importlib.util.find_spec("nbgrader") is None:
+        raise LilTransformyError("the course commands need nbgrader: pip install 'lil-transformy[course]' (from a "
+                                 "clone: pip install -e '.[course]')")
+    root = Path(args.dir).resolve()
+    stages = parse_stages(args.stages, detours=True) if args.stages else None
     if args.action == "build":
         groups = course.build(root, stages, args.with_earlier_solutions, args.db)
         for number, names in groups.items():
             print(f"stage_{number}: graded groups {', '.join(names)}")
         print(f"course in {root}: students get {root / 'release'}; collect their work into "
-              f"{root / 'submitted'}/<student>/stage_NN, then `lil-transformy course grade {root}`")
+              f"{root / 'submitted'}/<student>/stage_NN, then `lil-transformy course grade {args.dir}`")
         return 0
     if args.action == "grade":
         course.grade(root, stages, not args.unsandboxed, args.jobs, args.shard, args.db)
@@ -241,7 +279,7 @@ def run_suite(args) -> int:
     return run(args.command, args.only)
 
 
-COMMANDS = {"exercises": run_exercises, "vocab": run_vocab, "train": run_train, "evolve": run_evolve,
+COMMANDS = {"exercises": run_exercises, "check": run_check, "vocab": run_vocab, "train": run_train, "evolve": run_evolve,
             "mutants": run_suite, "variants": run_suite, "progress": run_progress,
             "strip-notebooks": run_strip_notebooks, "course": run_course}
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from .errors import LilTransformyError
 from .exercises import expected_exercises
-from .grading import GROUPS, judged
+from .grading import GROUPS, SCORING_RULE, judged, not_graded_yet
 from .mutants import apply, read_patches
 from .notebook_files import notebook_path, read, with_impl
 from .paths import DATA_ENV, REPO_ROOT
@@ -57,7 +57,7 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 # verdict into its graded cell; nbgrader then scores those cells and records them in its gradebook.
 c.Autograde.autograde_preprocessors = [GradeWithTheChecks, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-{data_line}{db_line}# nbgrader copies the source's .py files over a submission before grading: the stub over the student's
+{data_line}{db_line}{partial_line}# nbgrader copies the source's .py files over a submission before grading: the stub over the student's
 # code. A submission is graded as submitted: its own stage module and the earlier stages it carries.
 c.Autograde.exclude_overwriting = {exclude!r}
 '''
@@ -112,7 +112,8 @@ def graded_cell(number: str, group: str) -> nbformat.NotebookNode:
     return cell
 
 
-def course_notebook(stage: Stage, groups: list[str], with_earlier_solutions: bool) -> nbformat.NotebookNode:
+def course_notebook(stage: Stage, groups: list[str], with_earlier_solutions: bool,
+                    partial_credit: bool = False) -> nbformat.NotebookNode:
     notebook = with_impl(read(notebook_path(stage.number)), ".")  # the modules beside the notebook
     earlier = stage_dependencies(stage)
     what_they_are = ("the reference for the earlier stages this one builds on; put your own in their place if "
@@ -124,18 +125,21 @@ def course_notebook(stage: Stage, groups: list[str], with_earlier_solutions: boo
         f"runs it." + (f" The other `.py` files ({', '.join(earlier)}) are {what_they_are}: you are graded on the "
                        f"folder you hand in." if earlier else "") + " Your grade is at the end."))
     notebook.cells.append(nbformat.v4.new_markdown_cell(
-        f"## Your grade\nEach cell below runs one group of the checks you can run yourself with "
-        f"`pytest checks/stage_{stage.number}`, on `{stage.module}.py` in this folder: "
-        + ", ".join(f"{g} ({GROUPS[g].points} point{'s' * (GROUPS[g].points > 1)})" for g in groups)
+        f"## Your grade\nEach cell below runs one group of the stage's checks on the `.py` files in this folder "
+        f"(the checks come with the `lil-transformy` package; `lil-transformy check {stage.number}` runs them all "
+        f"here too): " + ", ".join(f"{g} ({GROUPS[g].points} point{'s' * (GROUPS[g].points > 1)})" for g in groups)
         + ". A failing check prints what was expected, what was found and a hint. Do not edit these cells: "
-          "the grader restores them."))
+          "the grader restores them, and grades your `.py` files, not what this notebook ran.\n\n"
+        + f"**How points are given.** {SCORING_RULE}"
+        + (" **This course gives partial credit.**" if partial_credit else "")))
     notebook.cells += [graded_cell(stage.number, group) for group in groups]
     for i, cell in enumerate(notebook.cells):
         cell.id = f"stage-{stage.number}-{i:02d}"
     return notebook
 
 
-def write_source(folder: Path, stage: Stage, groups: list[str], with_earlier_solutions: bool) -> list[str]:
+def write_source(folder: Path, stage: Stage, groups: list[str], with_earlier_solutions: bool,
+                 partial_credit: bool = False) -> list[str]:
     """The assignment's files; returns the reference modules it ships (only `with_earlier_solutions`)."""
     folder.mkdir(parents=True)
     stubs = expected_exercises()
@@ -147,7 +151,8 @@ def write_source(folder: Path, stage: Stage, groups: list[str], with_earlier_sol
             shipped.append(f"{module}.py")
         else:
             (folder / f"{module}.py").write_text(stubs[f"{module}.py"], encoding="utf-8")
-    nbformat.write(course_notebook(stage, groups, with_earlier_solutions), folder / f"stage_{stage.number}.ipynb")
+    nbformat.write(course_notebook(stage, groups, with_earlier_solutions, partial_credit),
+                   folder / f"stage_{stage.number}.ipynb")
     return shipped
 
 
@@ -168,7 +173,7 @@ def nbgrader(root: Path, *args: str, check: bool = True) -> subprocess.Completed
 
 
 def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False,
-          db: str | None = None) -> dict[str, list[str]]:
+          db: str | None = None, partial_credit: bool = False) -> dict[str, list[str]]:
     """Write the course folder and generate each stage's release; return the graded groups per stage.
 
     A release carries no solution code, unless `with_earlier_solutions`: then the reference modules of
@@ -184,10 +189,12 @@ def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False,
     (root / "nbgrader_config.py").write_text(CONFIG.format(
         course_id=COURSE_ID, data_line=f"os.environ.setdefault({DATA_ENV!r}, {data!r})\n" if data else "",  # absolute (paths.py)
         db_line=f"c.CourseDirectory.db_url = {db!r}  # the gradebook, shared by every grading machine\n" if db else "",
+        partial_line="c.GradeWithTheChecks.partial_credit = True  # a share of a group's points per passing check\n"
+        if partial_credit else "",
         exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))
     for stage in stages:
         shipped = write_source(root / "source" / f"stage_{stage.number}", stage, groups[stage.number],
-                               with_earlier_solutions)
+                               with_earlier_solutions, partial_credit)
         if shipped:
             print(f"stage_{stage.number} ships the reference solution of: {', '.join(shipped)}")
         nbgrader(root, "generate_assignment", f"stage_{stage.number}", "--force")
@@ -239,8 +246,8 @@ def demo(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1,
     return not wrong
 
 
-def grade(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1, shard: tuple[int, int] | None = None,
-          db: str | None = None) -> tuple[dict, dict]:
+def grade(root: Path, stages: list[Stage] | None = None, sandboxed: bool = True, jobs: int = 1,
+          shard: tuple[int, int] | None = None, db: str | None = None) -> tuple[dict, dict]:
     """Autograde every submission of `stages`, write feedback and grades.csv, print the table.
 
     `jobs` students are judged at once, each in its own sandbox with cores // jobs CPU threads; each verdict
@@ -254,6 +261,7 @@ def grade(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1
     Returns ({(student, assignment): (score, max)}, {(student, assignment): why it was not graded}).
     """
     root = course_root(root)
+    stages = course_stages(root, stages)  # default: every stage the course was built for
     require_bwrap(unsandboxed=not sandboxed)
     threads = threads_per_job(jobs)
     if not sandboxed:
@@ -269,6 +277,7 @@ def grade(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1
     failed = {key: "nothing was submitted for this assignment" for key in work
               if not (submitted / key[0] / key[1]).is_dir()}
     work = [key for key in work if key not in failed]
+    postponed = {}  # (student, assignment): why it could not be judged now (the machine was overloaded)
     print(f"grading {len(work)} submissions of {len(students)} students"
           + (f" (share {shard[0]} of {shard[1]})" if shard else "")
           + f", {jobs} at a time with {threads} CPU thread{'s' * (threads > 1)} each", flush=True)
@@ -281,6 +290,10 @@ def grade(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1
                 student, assignment = judging[done]
                 if done.exception() is not None:  # the judge itself failed: autograde judges again, or scores 0
                     bar.write(f"{student} {assignment}: the judge failed ({done.exception()}); nbgrader will retry")
+                elif not_graded_yet(done.result()[1]):  # no verdict: nothing recorded, the next run judges it
+                    postponed[student, assignment] = done.result()[1]
+                    bar.update()
+                    continue
                 why = record(api, root, student, assignment)
                 if why:
                     failed[student, assignment] = why
@@ -292,10 +305,29 @@ def grade(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1
             os._exit(130)  # at once: the judges still running die with this process (PR_SET_PDEATHSIG)
     for (student, assignment), why in failed.items():
         write_failure_feedback(root, student, assignment, why)
-    scores = export(root, stages, db, students)
-    print_table(scores, failed, stages)
+    scores = export(root, stages, db, students, postponed)
+    print_table(scores, {**failed, **postponed}, stages)
     print(f"\ngrades: {root / 'grades.csv'}; feedback: {root / 'feedback'}")
+    if postponed:
+        print(f"\n{len(postponed)} submission{'s' * (len(postponed) > 1)} NOT GRADED YET: the grading machine was "
+              f"too busy to tell whether the code is slow (see limits.py). Nothing was recorded for them; run the "
+              f"same command again, on a quieter machine or with fewer --jobs: it grades only what is left.")
     return scores, failed
+
+
+def course_stages(root: Path, asked: list[Stage] | None = None) -> list[Stage]:
+    """The stages the course in `root` was built for (its source/ assignments); `asked`, if given, must be among
+    them."""
+    built = sorted((get_stage(p.name.removeprefix("stage_")) for p in (root / "source").glob("stage_*")
+                    if (p / f"{p.name}.ipynb").exists()), key=lambda s: s.number)
+    if not built:
+        raise LilTransformyError(f"{root} holds no assignments in source/: build it with `lil-transformy course build "
+                                 f"{root}`")
+    missing = [s.number for s in asked or [] if s not in built]
+    if missing:
+        raise LilTransformyError(f"this course was built for stages {', '.join(s.number for s in built)}, not "
+                                 f"{', '.join(missing)}: leave --stages out to grade them all, or choose among them")
+    return asked or built
 
 
 def course_root(root: Path) -> Path:
@@ -355,7 +387,7 @@ def open_gradebook(url: str):
     tables and its course row; the server lets one win and refuses the others (a duplicate type, table or key):
     they wait and open it."""
     from nbgrader.api import Gradebook, InvalidEntry
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
     put_alembic_on_path()
     for attempt in range(5):
         try:
@@ -364,6 +396,9 @@ def open_gradebook(url: str):
             if attempt == 4:
                 raise
             time.sleep(0.5 * (attempt + 1))
+        except (ArgumentError, NoSuchModuleError, OperationalError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise LilTransformyError(f"cannot open the gradebook {url}: {first_line}") from None
 
 
 def register_assignments(api, stages: list[Stage]) -> None:
@@ -382,7 +417,8 @@ def register_assignments(api, stages: list[Stage]) -> None:
             if result["success"]:
                 break
             if attempt == 2:
-                raise LilTransformyError(f"could not register {assignment} in the gradebook:\n{result.get('error', '')}")
+                raise LilTransformyError(f"could not register {assignment} in the gradebook: "
+                                         f"{failure_reason(result.get('log', '') + result.get('error', ''))}")
             time.sleep(1)  # let the other machine's registration finish
 
 
@@ -400,18 +436,20 @@ def record(api, root: Path, student: str, assignment: str) -> str | None:
     return None
 
 
-def export(root: Path, stages: list[Stage], db: str | None = None, students: list[str] | None = None) -> dict:
+def export(root: Path, stages: list[Stage] | None = None, db: str | None = None, students: list[str] | None = None,
+           postponed: dict | None = None) -> dict:
     """grades.csv from the gradebook, completed with a 0 for each of `students` (default: every student folder in
-    submitted/) the gradebook lacks; returns the scores of `stages`."""
+    submitted/) the gradebook lacks, except the `postponed` (not graded yet); returns the scores of `stages`."""
     from nbgrader.plugins import CsvExportPlugin
     root = course_root(root)
+    stages = course_stages(root, stages)
     with open_gradebook(gradebook_url(root, db)) as gradebook:
         CsvExportPlugin(to=str(root / "grades.csv")).export(gradebook)
     if students is None:
         students = submitted_students(root)
     points = {f"stage_{s.number}": float(sum(GROUPS[g].points for g in graded_groups_in_source(root, s)))
               for s in stages}
-    return complete_grades(root / "grades.csv", students, points)
+    return complete_grades(root / "grades.csv", students, points, set(postponed or ()))
 
 
 def graded_groups_in_source(root: Path, stage: Stage) -> list[str]:
@@ -420,15 +458,16 @@ def graded_groups_in_source(root: Path, stage: Stage) -> list[str]:
     return [grade_id.removeprefix(f"stage_{stage.number}_") for grade_id in grade_ids(path)]
 
 
-def complete_grades(path: Path, students: list[str], points: dict[str, float]) -> dict:
-    """grades.csv as nbgrader exported it, plus a 0 row for every (student, assignment) it lacks; the scores."""
+def complete_grades(path: Path, students: list[str], points: dict[str, float], postponed: set = frozenset()) -> dict:
+    """grades.csv as nbgrader exported it, plus a 0 row for every (student, assignment) it lacks but those not
+    graded yet; the scores."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, list(reader)
     have = {(row["student_id"], row["assignment"]) for row in rows}
     for assignment, full in points.items():
         for student in students:
-            if (student, assignment) not in have:
+            if (student, assignment) not in have and (student, assignment) not in postponed:
                 rows.append({**{name: "" for name in fields}, "assignment": assignment, "student_id": student,
                              "raw_score": "0.0", "score": "0.0", "max_score": str(full)})
     with open(path, "w", newline="") as f:
@@ -483,6 +522,9 @@ def print_table(scores: dict, failed: dict, stages: list[Stage]) -> None:
         cells = []
         for stage in stages:
             key = (student, f"stage_{stage.number}")
+            if not_graded_yet(failed.get(key)):
+                cells.append("not graded yet (machine overloaded)")
+                continue
             score, full = scores.get(key, (0.0, 0.0))
             cells.append(f"{score:g}/{full:g}" + (f" (not graded: {failed[key]})" if key in failed else ""))
         print(f"| {student} | " + " | ".join(cells) + " |")

@@ -102,11 +102,20 @@ def split_validation(validation_text: str, source: str) -> tuple[str, str]:
     return "\n\n".join(paragraphs[:n_train]), "\n\n".join(paragraphs[n_train:])
 
 
+def datasets_library():
+    """Hugging Face `datasets`, which only the hub and the full-scale preset need (the `full` extra)."""
+    try:
+        import datasets
+    except ImportError:
+        raise LilTransformyError("reading TinyStories from the hub needs the `datasets` package: "
+                                 "pip install 'lil-transformy[full]' (from a clone: pip install -e '.[full]')") from None
+    return datasets
+
+
 def download_from_hub(folder: Path) -> None:
     """Write the hub's first stories in the offline folder's layout, so both are read by one path."""
+    load_dataset = datasets_library().load_dataset
     try:
-        from datasets import load_dataset
-
         train = load_dataset(HUB_DATASET, split="train", streaming=True).take(HUB_TRAIN_STORIES)
         validation = load_dataset(HUB_DATASET, split="validation", streaming=True)
         parts, size = [], 0

@@ -12,7 +12,6 @@ batches of stories (encoded in parallel on every core), written once as uint16 f
 ``np.memmap``, so the corpus is never in memory and a batch reads only its windows. The vocabulary is
 recomputed for the full corpus (stage 00's rule, the same coverage), counted chunk by chunk.
 """
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -23,9 +22,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import tokenizer
-from .data import HUB_DATASET, split_validation
+from .data import HUB_DATASET, datasets_library, split_validation
 from .errors import LilTransformyError
 from .paths import cache_dir
+from .tokens import gpt2_stream
 from .vocab import COVERAGE, Vocabulary
 
 FULL_DATASET = HUB_DATASET  # the hub's TinyStories, all of it
@@ -44,27 +44,8 @@ class FullData:
     fingerprint: str
 
 
-@functools.cache
-def fast_gpt2():
-    """GPT-2's byte-level BPE as a bare ``tokenizers`` Tokenizer: the same ids as tokenizer.encode (a test checks)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    files = tokenizer.gpt2_files()
-    fast = Tokenizer(models.BPE.from_file(str(files["encoder.json"]), str(files["vocab.bpe"])))
-    fast.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    fast.add_special_tokens([tokenizer.END_OF_TEXT])
-    return fast
-
-
-def gpt2_ids(documents: list[str]) -> np.ndarray:
-    """GPT-2 ids of every document, each followed by <|endoftext|>, as uint16 (GPT-2 has 50,257 ids)."""
-    encoded = fast_gpt2().encode_batch(documents)  # parallel across cores
-    return np.concatenate([np.array(e.ids + [tokenizer.END_OF_TEXT_ID], dtype=np.uint16) for e in encoded])
-
-
 def load_splits(dataset: str):
-    from datasets import load_dataset  # only the full preset needs datasets
-
+    load_dataset = datasets_library().load_dataset
     try:
         return load_dataset(dataset, cache_dir=str(cache_dir() / "datasets"))
     except Exception as error:  # no network, no hub, a folder in another layout: all end the same way
@@ -99,10 +80,10 @@ def prepare(splits, folder: Path, coverage: float, dataset: str) -> None:
     with open(folder / "gpt2-train.bin", "wb") as out:
         n_batches = -(-len(splits["train"]) // STORIES_PER_BATCH)
         for batch in tqdm(batches, desc="tokenizing", unit="batch", total=n_batches):
-            ids = gpt2_ids(batch["text"])
+            ids = gpt2_stream(batch["text"], np.uint16)
             counts += np.bincount(ids, minlength=tokenizer.GPT2_VOCAB_SIZE)
             out.write(ids.tobytes())
-        ids = gpt2_ids([validation_train])
+        ids = gpt2_stream([validation_train], np.uint16)
         counts += np.bincount(ids, minlength=tokenizer.GPT2_VOCAB_SIZE)
         out.write(ids.tobytes())
     vocab = Vocabulary.from_counts(counts, coverage)
@@ -113,7 +94,7 @@ def prepare(splits, folder: Path, coverage: float, dataset: str) -> None:
                        for first in range(0, len(gpt2_train), CHUNK_TOKENS))
     del gpt2_train
     (folder / "gpt2-train.bin").unlink()  # 1 GB no longer needed
-    heldout_ids = vocab.encode_gpt2(gpt2_ids([heldout]))
+    heldout_ids = vocab.encode_gpt2(gpt2_stream([heldout], np.uint16))
     heldout_ids.astype(np.uint16).tofile(folder / "heldout.bin")
     train_counts = np.bincount(vocab.gpt2_to_new, weights=counts, minlength=vocab.size) + 1  # (vocab,) add-one
     unigram = float(-np.log(train_counts / train_counts.sum())[heldout_ids].mean())

@@ -38,6 +38,15 @@ class Group:
     what: str
 
 
+SCORING_RULE = (
+    "Each graded cell is one group of the stage's checks: shapes 1 point, causality 2, the component's property 2, "
+    "the loss 1 (a stage without a model has fewer groups). A group earns its points when every one of its checks "
+    "passes: a check that fails, errors, is skipped or runs out of time earns nothing, since a check that did not "
+    "run proved nothing (your instructor may give partial credit: a share of the group's points per passing "
+    "check). Your code is limited by the CPU seconds it uses (30 per check, 400 for the training), not by the "
+    "clock: when the grading machine is too busy to tell, your submission is not graded yet and is graded again, "
+    "never scored 0 for it. The loss check trains your model with the shared budget on CPU, seed 0, and compares "
+    "its held-out loss with the reference loss of the stage before.")
 GROUPS = {
     "shapes": Group("shapes", 1, "shapes: your code returns tensors of the right shape"),
     "causality": Group("causality", 2, "causality: no position sees the future"),
@@ -66,14 +75,17 @@ def grade(number: str, group: str, folder: str | Path = ".") -> None:
     key = (stage.number, Path(folder).resolve())
     if key not in _runs:
         _runs[key] = run_checks(*key)
-    text, passed = verdict(stage.number, group, *_runs[key])
+    text, earned = verdict(stage.number, group, *_runs[key])
     print(text)
-    if not passed:
+    if not_graded_yet(_runs[key][1]):
+        del _runs[key]  # the next run of a graded cell judges again
+    if earned < GROUPS[group].points:
         raise ChecksFailed(text.splitlines()[-1])
 
 
-def verdict(number: str, group: str, by_group: Outcomes, problem: str | None) -> tuple[str, bool]:
-    """What a graded cell shows for `group`, and whether it earns its points."""
+def verdict(number: str, group: str, by_group: Outcomes, problem: str | None,
+            partial_credit: bool = False) -> tuple[str, float]:
+    """What a graded cell shows for `group`, and the points it earns (SCORING_RULE)."""
     stage, spec = get_stage(number), GROUPS[group]
     outcomes = by_group.get(group, [])
     lines = [f"stage {stage.number} ({stage.title}) - {spec.what}"]
@@ -82,10 +94,13 @@ def verdict(number: str, group: str, by_group: Outcomes, problem: str | None) ->
         if message:
             lines += ["        " + line.strip() for line in message.strip().splitlines()]
     failed = [name for name, message in outcomes if message is not None]
-    if problem or failed or not outcomes:
-        reason = problem or (f"{len(failed)} of {len(outcomes)} checks failed" if failed else "no checks ran")
-        return "\n".join(lines + [f"=> 0 of {spec.points} points: {reason}"]), False
-    return "\n".join(lines + [f"=> {spec.points} of {spec.points} points"]), True
+    if not_graded_yet(problem):
+        return "\n".join(lines + [f"=> {problem}. Run it again when the machine is less busy."]), 0.0
+    if problem or not outcomes:
+        return "\n".join(lines + [f"=> 0 of {spec.points} points: {problem or 'no checks ran'}"]), 0.0
+    earned = spec.points * (1 - len(failed) / len(outcomes)) if partial_credit else spec.points * (not failed)
+    reason = f": {len(failed)} of {len(outcomes)} checks failed" + (" (partial credit)" if partial_credit else "")
+    return "\n".join(lines + [f"=> {earned:g} of {spec.points} points" + (reason if failed else "")]), earned
 
 
 def stage_module_files(folder: Path) -> list[Path]:

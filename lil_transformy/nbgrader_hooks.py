@@ -20,12 +20,18 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
-from .grading import GROUPS, judged, run_checks, verdict
+from .grading import GROUPS, judged, not_graded_yet, run_checks, verdict
+
+
+class NotGradedYet(Exception):
+    """The grading machine was too busy to reach a verdict: autograde fails this submission, and records nothing."""
 
 
 class GradeWithTheChecks(NbGraderPreprocessor):
     sandbox = Bool(True, help="run the student's code in the bubblewrap sandbox").tag(config=True)
     threads = Int(2, help="CPU threads for one student's checks").tag(config=True)
+    partial_credit = Bool(False, help="a share of a group's points per passing check, instead of all or "
+                                      "nothing").tag(config=True)
     verdicts = Unicode("", help="a folder of saved verdicts, <assignment>/<student>.json (empty: judge here)").tag(
         config=True)
 
@@ -41,6 +47,8 @@ class GradeWithTheChecks(NbGraderPreprocessor):
                 by_group, problem = run_checks(number, folder, isolate=isolate, threads=self.threads)
         except Exception as error:  # never leave a graded cell without a verdict: nbgrader would give full marks
             by_group, problem = {}, f"the grader failed ({type(error).__name__}: {error}); ask your instructor"
+        if not_graded_yet(problem):  # no verdict: nbgrader records nothing for this submission, a re-run grades it
+            raise NotGradedYet(problem)
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
@@ -48,9 +56,12 @@ class GradeWithTheChecks(NbGraderPreprocessor):
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
             group = grade_id.removeprefix(f"stage_{number}_")
             if cell.metadata.get("nbgrader", {}).get("grade") and group in GROUPS:
-                text, passed = verdict(number, group, by_group, problem)
+                text, earned = verdict(number, group, by_group, problem, self.partial_credit)
                 cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text + "\n"))
-                if not passed:
+                if earned == 0:
                     cell.outputs.append(nbformat.v4.new_output("error", ename="ChecksFailed",
                                                                evalue=text.splitlines()[-1], traceback=[]))
+                elif earned < GROUPS[group].points:  # nbgrader's partial credit: a number as the cell's result
+                    cell.outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": f"{earned:g}"},
+                                                               execution_count=None))
         return nb, resources

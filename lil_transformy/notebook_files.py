@@ -11,7 +11,10 @@ from .notebook import QUICK_ENV
 from .paths import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-IMPL_SWITCH = re.compile(r'^IMPL = "[^"]*"', re.MULTILINE)  # the one line at the top that picks whose code runs
+IMPL_SWITCH = re.compile(r'^IMPL = "[^"]*".*$', re.MULTILINE)  # the one line at the top that picks whose code runs
+IMPL_COMMENT = {"exercises": 'your code, in exercises/; "solutions" runs the reference',
+                "solutions": 'the reference; "exercises" runs your code',
+                ".": "your code: the stage modules beside this notebook"}
 
 
 def notebook_path(number: str) -> Path:
@@ -31,11 +34,13 @@ def has_impl_switch(notebook: nbformat.NotebookNode) -> bool:
 
 
 def with_impl(notebook: nbformat.NotebookNode, impl: str) -> nbformat.NotebookNode:
-    """The notebook with its `IMPL = "..."` switch set to `impl` (a stage notebook without one is an error)."""
+    """The notebook with its `IMPL = "..."` switch set to `impl`, and a comment true for it (a stage notebook
+    without the switch is an error)."""
     notebook = nbformat.from_dict(notebook)  # a copy
+    line = f'IMPL = "{impl}"  # {IMPL_COMMENT.get(impl, "the stage modules in that folder")}'
     for cell in notebook.cells:
         if cell.cell_type == "code" and IMPL_SWITCH.search(cell.source):
-            cell.source = IMPL_SWITCH.sub(f"IMPL = {impl!r}".replace("'", '"'), cell.source, count=1)
+            cell.source = IMPL_SWITCH.sub(lambda _: line, cell.source, count=1)
             return notebook
     raise LilTransformyError("the notebook has no IMPL = \"...\" line to choose whose code it runs")
 

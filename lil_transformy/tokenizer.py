@@ -34,16 +34,21 @@ def gpt2_files(folder: Path | None = None) -> dict[str, Path]:
 
 @functools.cache
 def gpt2_tokenizer():
-    """GPT-2's byte-level BPE as a fast tokenizer (built once per process)."""
-    from transformers import GPT2TokenizerFast
+    """GPT-2's byte-level BPE as a fast (Rust) ``tokenizers`` Tokenizer, built once per process; it encodes a batch
+    of documents in parallel (encode_batch)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     files = gpt2_files()
-    return GPT2TokenizerFast(vocab=str(files["encoder.json"]), merges=str(files["vocab.bpe"]))
+    fast = Tokenizer(models.BPE.from_file(str(files["encoder.json"]), str(files["vocab.bpe"])))
+    fast.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    fast.decoder = decoders.ByteLevel()
+    fast.add_special_tokens([END_OF_TEXT])
+    return fast
 
 
 def encode(text: str) -> list[int]:
-    return gpt2_tokenizer()(text)["input_ids"]
+    return gpt2_tokenizer().encode(text).ids
 
 
 def decode(ids) -> str:
-    return gpt2_tokenizer().decode(list(ids))
+    return gpt2_tokenizer().decode(list(ids), skip_special_tokens=False)

@@ -31,10 +31,20 @@ def test_skipped_checks_and_no_checks_earn_nothing(tmp_path):
     module = tmp_path / "stage_00_data.py"
     module.write_text("import pytest\npytest.skip('nothing to see', allow_module_level=True)\n" + module.read_text())
     by_group, problem = run_checks("00", tmp_path)
-    text, passed = verdict("00", "property", by_group, problem)
-    assert not passed and "FAIL" in text
+    text, earned = verdict("00", "property", by_group, problem)
+    assert earned == 0 and "FAIL" in text
+    assert verdict("00", "property", by_group, problem, partial_credit=True)[1] == 0  # skipped: no share either
     assert verdict("00", "shapes", {}, None) == ("stage 00 (data prep) - shapes: your code returns tensors of the "
-                                                 "right shape\n=> 0 of 1 points: no checks ran", False)
+                                                 "right shape\n=> 0 of 1 points: no checks ran", 0.0)
+
+
+def test_partial_credit_is_a_share_per_passing_check_and_off_by_default():
+    from lil_transformy.grading import verdict
+
+    by_group = {"causality": [("test_a", None), ("test_b", "expected: x"), ("test_c", None), ("test_d", None)]}
+    assert verdict("05", "causality", by_group, None)[1] == 0
+    text, earned = verdict("05", "causality", by_group, None, partial_credit=True)
+    assert earned == 1.5 and "=> 1.5 of 2 points: 1 of 4 checks failed (partial credit)" in text
 
 
 def test_the_judge_never_imports_the_students_module(tmp_path):
