@@ -8,6 +8,7 @@ n × d_model inputs, and a counting n-gram would need a table of vocab^n entries
 (stage 04) looks at *every* earlier token with a fixed number of parameters.
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 N = 3  # a trigram: the current token and the two before it

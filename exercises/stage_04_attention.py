@@ -7,6 +7,7 @@ the query. Still no positions: a bag of predecessors, but weighted by relevance.
 
 The four named steps: scores = q·k, scaled by 1/sqrt(d_head), causal mask, softmax.
 """
+import math
 
 import torch
 from torch import nn

@@ -10,6 +10,7 @@ from torch import nn
 
 from .stage_02_positions import TokenAndPositionEmbedding
 from .stage_04_attention import AttentionHead
+from .stage_07_block import Block
 
 N_BLOCKS = 2
 

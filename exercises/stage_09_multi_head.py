@@ -7,6 +7,7 @@ and join what they found with one output projection W_O. Same parameters, severa
 import torch
 from torch import nn
 
+from .stage_04_attention import attention_weights
 from .stage_08_stacked import StackedLM
 
 N_HEADS = 4
