@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--with-earlier-solutions", action="store_true",
                        help="ship the reference modules of the earlier stages each stage imports (default: stubs; "
                             "students bring their own)")
+    build.add_argument("--partial-credit", action="store_true",
+                       help="a share of a group's points for each of its checks that passes (default: all or "
+                            "nothing per group)")
     for action in (grade, demo):
         action.add_argument("--jobs", type=int, default=1,
                             help="students judged at once, each in its own sandbox with cores/jobs CPU threads (at "
@@ -240,7 +243,7 @@ def run_course(args) -> int:
     root = Path(args.dir).resolve()
     stages = parse_stages(args.stages, detours=True) if args.stages else None
     if args.action == "build":
-        groups = course.build(root, stages, args.with_earlier_solutions, args.db)
+        groups = course.build(root, stages, args.with_earlier_solutions, args.db, args.partial_credit)
         for number, names in groups.items():
             print(f"stage_{number}: graded groups {', '.join(names)}")
         print(f"course in {root}: students get {root / 'release'}; collect their work into "

@@ -9,8 +9,10 @@ A graded cell runs one group of the stage's pytest checks (lil_transformy.gradin
 """
 import contextlib
 import csv
+import fcntl
 import hashlib
 import html
+import importlib.util
 import io
 import os
 import re
@@ -32,7 +34,7 @@ from .exercises import expected_exercises
 from .grading import GROUPS, SCORING_RULE, judged, not_graded_yet
 from .mutants import apply, read_patches
 from .notebook_files import notebook_path, read, with_impl
-from .paths import DATA_ENV, REPO_ROOT
+from .paths import CHECKS, DATA_ENV, EVOLUTION_REPORT, REPO_ROOT, cache_dir
 from .sandbox import require_bwrap
 from .stages import Stage, get_stage
 
@@ -192,6 +194,7 @@ def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False,
         partial_line="c.GradeWithTheChecks.partial_credit = True  # a share of a group's points per passing check\n"
         if partial_credit else "",
         exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))
+    build_wheel(root / "wheel")
     for stage in stages:
         shipped = write_source(root / "source" / f"stage_{stage.number}", stage, groups[stage.number],
                                with_earlier_solutions, partial_credit)
@@ -203,6 +206,29 @@ def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False,
                                                           f"{stage.module}.py").read_text():
             raise LilTransformyError(f"the release of stage {stage.number} does not carry the stub module")
     return groups
+
+
+def build_wheel(folder: Path) -> Path:
+    """The package students install (the library, the checks, the reference losses; never the solutions), built
+    from this checkout into `folder`: what a release's graded cells need on a machine without a clone. Built once
+    per state of the checkout (kept in the cache), one build at a time: setuptools builds inside the checkout."""
+    sources = [REPO_ROOT / "pyproject.toml", EVOLUTION_REPORT, *sorted((REPO_ROOT / "lil_transformy").rglob("*.py")),
+               *sorted(CHECKS.rglob("*.py"))]
+    key = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
+    built = cache_dir() / "wheels" / key
+    built.mkdir(parents=True, exist_ok=True)
+    with open(built.parent / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not list(built.glob("lil_transformy-*.whl")):
+            isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []  # else pip fetches it
+            done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
+                                   "--wheel-dir", str(built), str(REPO_ROOT)], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise LilTransformyError(f"could not build the students' package: "
+                                         f"{(done.stderr.strip().splitlines() or ['pip failed'])[-1]}")
+    wheel = next(built.glob("lil_transformy-*.whl"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(wheel, folder))
 
 
 def submit(root: Path, student: str, stage: Stage) -> Path:
