@@ -15,9 +15,10 @@ from . import stages
 from .checking import EVOLUTION_REPORT, reference_report, word_order_pair
 from .errors import LilTransformyError
 from .evolve import PROMPT
+from .plots import attention_heatmaps
 from .sampling import sample_text
 from .tokens import TokenData
-from .train import PROBE_TOKENS, SHARED, Config, TrainResult, train
+from .train import PROBE_TOKENS, SHARED, Config, TrainResult, config_dict, train
 
 QUICK_ENV = "LIL_TRANSFORMY_QUICK"  # "1": a short run, for CI and a first look on a laptop; a number > 1: that many steps
 QUICK = replace(SHARED, steps=200, warmup_steps=20, eval_every=25)
@@ -49,27 +50,47 @@ def train_stage(number: str, impl: str, data: TokenData, model_class=None, label
     return result
 
 
-def plot_learning_curves(results: dict[str, TrainResult], earlier: list[str]) -> None:
+def trained_like_the_references(cfg: Config, reference_config: dict) -> bool:
+    """Whether a run's learning curve may be drawn against the reference curves: the same budget and schedule.
+
+    The learning rate decays to 0 at the last step, so the schedule depends on the total steps: step 200 of a
+    quick run is not step 200 of a full run, and no point of the references' history matches a quick run.
+    """
+    return all(reference_config.get(key) == value for key, value in config_dict(cfg).items() if key != "eval_every")
+
+
+def plot_learning_curves(results: dict[str, TrainResult], earlier: list[str]):
     """The probe loss during training: these runs (solid) against the reference runs of `earlier` stages (dotted).
 
-    The probe is the first PROBE_TOKENS held-out tokens; a stage's held-out loss (printed) is on all of them.
+    The references are drawn only when these runs had the references' budget; a quick run is shown alone, and the
+    plot and the printed text say why. The probe is the first PROBE_TOKENS held-out tokens; a stage's held-out
+    loss (printed) is on all of them.
     """
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    report = reference_report() if EVOLUTION_REPORT.exists() else {"stages": {}}
-    for number in earlier:
-        entry = report["stages"].get(number)
-        if entry:
+    report = reference_report() if EVOLUTION_REPORT.exists() else {"config": config_dict(SHARED), "stages": {}}
+    references = {number: report["stages"][number] for number in earlier if number in report["stages"]}
+    reference_steps, steps = report["config"]["steps"], max(result.config.steps for result in results.values())
+    if all(trained_like_the_references(result.config, report["config"]) for result in results.values()):
+        for number, entry in references.items():
             ax.plot(entry["history"]["step"], entry["history"]["probe_loss"], linestyle=":",
-                    label=f"{number} {entry['title']} (reference, {SHARED.steps} steps)")
+                    label=f"{number} {entry['title']} (reference, {reference_steps:,} steps)")
+        ax.set_title("Learning curves: same data, same budget, only the architecture changes")
+    else:
+        ax.set_title(f"Quick mode: {steps:,} steps, the learning rate decaying to 0 over them\nnot comparable "
+                     f"with the full-budget reference curves ({reference_steps:,} steps), so they are not drawn",
+                     fontsize=10)
+        if references:
+            print(f"Quick mode ({steps:,} steps): the reference curves of stages {', '.join(references)} trained "
+                  f"the full budget ({reference_steps:,} steps) with another learning-rate schedule, so they "
+                  f"cannot be compared with this run and are not drawn. To compare, train the full budget: "
+                  f"unset ${QUICK_ENV}.")
     for label, result in results.items():
-        steps = result.config.steps
-        quick = f" (quick mode: {steps} steps, not the reference's schedule)" if steps != SHARED.steps else ""
-        ax.plot(result.history["step"], result.history["probe_loss"], linewidth=2.5, label=label + quick)
+        ax.plot(result.history["step"], result.history["probe_loss"], linewidth=2.5, label=label)
     ax.set_xlabel("training step")
     ax.set_ylabel(f"probe loss: first {PROBE_TOKENS:,} held-out tokens (nats / token)")
-    ax.set_title("Learning curves: same data, same budget, only the architecture changes")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
 
 
 def show_samples(result: TrainResult, vocab, prompts=PROMPTS, seed: int = 0) -> None:
@@ -129,27 +150,20 @@ def recorded_attention(model):
 
 
 @torch.no_grad()
-def plot_attention(model, vocab, ids: torch.Tensor) -> None:
+def plot_attention(model, vocab, ids: torch.Tensor):
     """Heat maps of every head's weights on the token `ids` (seq,): row = the position attending, column = where it looks."""
     model.eval()
     device = next(model.parameters()).device
     ids = ids[: SHARED.context]
     with recorded_attention(model) as recorded:
         model(ids.unsqueeze(0).to(device))
-    maps = [(layer, head, weights[0, head] if weights.dim() == 4 else weights[0])
-            for layer, weights in enumerate(recorded) for head in range(weights.shape[1] if weights.dim() == 4 else 1)]
-    tokens = [vocab.decode([i]) for i in ids.tolist()]
-    cols = min(len(maps), 2)
-    rows = (len(maps) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 6 * rows), squeeze=False)
-    for ax, (layer, head, weights) in zip(axes.flat, maps):
-        ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
-        ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
-        ax.set_title(f"block {layer + 1}, head {head + 1}" if len(maps) > 1 else "attention weights")
-    for ax in list(axes.flat)[len(maps):]:
-        ax.axis("off")
-    fig.tight_layout()
+    # (batch 1, heads, query, key) from a multi-head layer, (batch 1, query, key) from a single head: (heads, query, key)
+    heads = [weights[0] if weights.dim() == 4 else weights for weights in recorded]
+    maps = {f"block {layer + 1}, head {head + 1}": weights.numpy() for layer, layer_heads in enumerate(heads)
+            for head, weights in enumerate(layer_heads)}
+    if len(maps) == 1:
+        maps = {"where each position looks": next(iter(maps.values()))}
+    return attention_heatmaps(maps, [vocab.decode([i]) for i in ids.tolist()])
 
 
 def plot_coverage(curve, vocab_size: int, coverage: float) -> None:

@@ -26,3 +26,26 @@ def evolution_figure(report: dict):
     curves.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def attention_heatmaps(maps: dict[str, object], tokens: list[str] | None = None):
+    """One heat map per head, titled by the keys of `maps`, each value a (query, key) matrix of attention weights.
+
+    Row = the position attending (its query), column = the position it looks at (its key); `tokens` label both
+    where given. One colour bar serves every map: the weights are all on the same 0-1 scale.
+    """
+    cols = min(len(maps), 2)
+    rows = (len(maps) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 6 * rows), squeeze=False, layout="constrained")
+    for ax, (title, weights) in zip(axes.flat, maps.items()):
+        image = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
+        if tokens:
+            ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
+            ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
+        ax.set_xlabel("key position: the earlier token looked at")
+        ax.set_ylabel("query position: the token attending")
+        ax.set_title(title)
+    for ax in list(axes.flat)[len(maps):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes, label="attention weight", shrink=0.6)
+    return fig

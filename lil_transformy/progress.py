@@ -13,6 +13,15 @@ from .paths import REPO_ROOT
 from .stages import DETOURS, STAGES
 
 STUDENT_LOSSES = REPO_ROOT / "runs" / "my-losses.json"  # written by `lil-transformy train`
+LEGEND = """
+fast checks  n/m: n of the stage's m fast checks (pytest checks/stage_NN -m 'not training') pass
+             on your code; # one that passes, . one that does not yet; done: all of them pass.
+             A few pass on an untouched stub by design (such as "no ready-made attention": a stub
+             uses none either), so a stage you have not started may read 1/10.
+             *: some checks could not run for a reason outside your code (data, tokenizer): not in m.
+your loss    held-out loss (nats / token, lower is better) of your last `lil-transformy train NN`.
+reference    the same for the reference solution, mean over its seeds (reports/evolution.md).
+             -: not trained yet (yours), not in the report (reference)."""
 
 
 @dataclass
@@ -54,7 +63,8 @@ def show_progress(impl: str = "exercises") -> int:
     checks = fast_check_results(impl)
     reference = json.loads(EVOLUTION_REPORT.read_text())["stages"] if EVOLUTION_REPORT.exists() else {}
     mine = json.loads(STUDENT_LOSSES.read_text()) if STUDENT_LOSSES.exists() else {}
-    print(f"{'stage':<6}{'':<15}{'fast checks':<18}{'your loss':>10}{'reference':>11}")
+    width = max([12] + [result.total for result in checks.values()])  # one mark per check
+    print(f"{'stage':<6}{'':<15}{'fast checks':<{width + 6}}{'your loss':>10}{'reference':>11}")
     setup_problems = set()
     for stage in sorted(STAGES + DETOURS, key=lambda s: s.number):
         result = checks.get(stage.number, StageChecks())
@@ -68,8 +78,8 @@ def show_progress(impl: str = "exercises") -> int:
         ref = reference.get(stage.number)
         ref_text = f"{statistics.fmean(ref['val_loss']):.3f}" if ref else "-"
         own = f"{mine[stage.number]:.3f}" if stage.number in mine else "-"
-        print(f"{stage.number:<6}{stage.title:<15}{bar[:12]:<12}{done:>6}{own:>10}{ref_text:>11}")
+        print(f"{stage.number:<6}{stage.title:<15}{bar:<{width}}{done:>6}{own:>10}{ref_text:>11}")
     for problem in sorted(setup_problems):
         print(f"* some checks could not run, and are not counted: {problem}")
-    print("\nfast checks: pytest checks/stage_NN -m 'not training'; your loss: lil-transformy train NN")
+    print(LEGEND)
     return 0 if not setup_problems else 2

@@ -32,6 +32,18 @@ def test_progress_shows_every_stage(capsys):
     assert lines[11].startswith("09") and "done" in lines[11]
 
 
+def test_progress_explains_its_columns_and_marks(capsys):
+    """An untouched stage reads 1/10 (a check that passes on a stub by design): the legend says why."""
+    assert main(["progress", "--impl", "exercises"]) == 0
+    out = capsys.readouterr().out
+    assert "04    + attention    #...." in out
+    legend = out[out.index("fast checks  n/m"):]
+    for words in ("n of the stage's m fast checks", "pytest checks/stage_NN -m 'not training'", "# one that passes",
+                  "pass on an untouched stub by design", "no ready-made attention", "*: some checks could not run",
+                  "your loss    held-out loss", "lil-transformy train NN", "reference    the same"):
+        assert words in legend, words
+
+
 def test_progress_says_when_the_data_is_missing_instead_of_failing_the_student(capsys, monkeypatch):
     monkeypatch.setenv(DATA_ENV, "/nowhere")
     assert main(["progress", "--impl", "solutions"]) == 2

@@ -2,6 +2,7 @@
 running top to bottom in a real Jupyter kernel (quick mode, the reference solutions)."""
 import ast
 
+import matplotlib.pyplot as plt
 import pytest
 
 from lil_transformy.notebook_files import NOTEBOOKS, execute, has_impl_switch, is_stripped, notebook_path, read
@@ -71,3 +72,63 @@ def test_restart_and_run_all(name):
     assert any("image/png" in o.get("data", {}) for o in outputs) or name == "compare" and outputs, \
         "the notebook shows no plot"
     assert seconds < QUICK_BUDGET_SECONDS, f"{seconds:.0f} s in quick mode"
+
+
+def fake_run(cfg):
+    """A TrainResult as `train` returns it (its config with the data's vocabulary size), without training."""
+    from dataclasses import replace
+
+    from lil_transformy.train import TrainResult
+
+    steps = list(range(cfg.eval_every, cfg.steps + 1, cfg.eval_every))
+    return TrainResult(None, replace(cfg, vocab_size=3433), 4.0, 1.0, {"step": steps, "probe_loss": [4.0] * len(steps)})
+
+
+def legend_texts(fig):
+    return [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+
+
+def test_full_budget_curves_are_drawn_against_the_references(capsys):
+    from lil_transformy.notebook import plot_learning_curves
+
+    fig = plot_learning_curves({"04 + attention (this run)": fake_run(SHARED)}, earlier=["01", "03"])
+    assert legend_texts(fig) == ["01 bag of words (reference, 1,130 steps)", "03 bigram (reference, 1,130 steps)",
+                                 "04 + attention (this run)"]
+    assert "same budget" in fig.axes[0].get_title() and capsys.readouterr().out == ""
+    plt.close(fig)
+
+
+def test_a_quick_run_is_not_drawn_against_the_full_budget_references(capsys):
+    """A quick run's learning rate decays over its own 200 steps: its curve and the references' do not compare."""
+    from lil_transformy.notebook import QUICK, plot_learning_curves
+
+    fig = plot_learning_curves({"04 + attention (this run)": fake_run(QUICK)}, earlier=["01", "03"])
+    assert legend_texts(fig) == ["04 + attention (this run)"]
+    assert "Quick mode: 200 steps" in fig.axes[0].get_title() and "not comparable" in fig.axes[0].get_title()
+    out = capsys.readouterr().out
+    assert "reference curves of stages 01, 03" in out and "not drawn" in out and "LIL_TRANSFORMY_QUICK" in out
+    plt.close(fig)
+
+
+class FakeVocab:
+    def decode(self, ids):
+        return f"t{ids[0]}"
+
+
+@pytest.mark.parametrize("number, maps", [("04", 1), ("09", 2 * 4)])
+def test_attention_heat_maps_have_axis_titles_token_labels_and_a_colour_bar(number, maps):
+    import torch
+
+    from lil_transformy.notebook import plot_attention
+    from lil_transformy.stages import model_class
+
+    model = model_class(number, "solutions")(fake_run(SHARED).config)
+    fig = plot_attention(model, FakeVocab(), torch.arange(5))
+    heat_maps = [ax for ax in fig.axes if ax.images]
+    colour_bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(heat_maps) == maps and len(colour_bars) == 1
+    assert colour_bars[0].get_ylabel() == "attention weight"
+    for ax in heat_maps:
+        assert ax.get_xlabel().startswith("key position") and ax.get_ylabel().startswith("query position")
+        assert [label.get_text() for label in ax.get_xticklabels()] == ["t0", "t1", "t2", "t3", "t4"]
+    plt.close(fig)
