@@ -165,7 +165,7 @@ def not_graded_yet(problem: str | None) -> bool:
     return bool(problem) and problem.startswith(OVERLOADED)
 
 
-def run_checks(number: str, folder: Path, seconds: float = ALL_CHECKS_WALL_SECONDS, isolate: str = "process",
+def run_checks(number: str, folder: Path, seconds: float | None = None, isolate: str = "process",
                threads: int = 2, select: str | None = None) -> tuple[Outcomes, str | None]:
     """Every check of stage `number` on the stage modules of `folder`, by group, and a problem that stopped the
     run (or None; `not_graded_yet(problem)` when the machine was too busy to tell). isolate: where the student's
@@ -183,7 +183,7 @@ def run_checks(number: str, folder: Path, seconds: float = ALL_CHECKS_WALL_SECON
                                    stderr=subprocess.STDOUT, start_new_session=True,
                                    preexec_fn=die_with_parent)  # a killed grading run leaves no judge running
         try:
-            output = wait_for_judge(process, Budget(process.pid, float("inf"), seconds))
+            output = wait_for_judge(process, Budget(process.pid, float("inf"), seconds or ALL_CHECKS_WALL_SECONDS))
         except (OverBudget, MachineOverloaded) as error:
             return {}, str(error)
         if not report.exists():
