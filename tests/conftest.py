@@ -20,6 +20,19 @@ def token_data(token_data_dir):
 
 
 @pytest.fixture(scope="session")
+def offline():
+    """command -> the command in a network namespace of its own, where this user may make one: loopback only (a
+    Jupyter kernel talks to its client over loopback), nothing outside."""
+    import shutil
+    import subprocess
+
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")
+    if unshare and ip and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0:
+        return lambda command: [unshare, "--net", "sh", "-c", f'{ip} link set lo up && exec "$@"', "offline", *command]
+    return lambda command: command
+
+
+@pytest.fixture(scope="session")
 def postgres_server():
     """A real PostgreSQL server (Debian's package) on a loopback port, in a temp folder; stopped afterwards.
 
