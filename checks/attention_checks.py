@@ -1,7 +1,7 @@
 """Checks shared by the stages whose lesson includes attention."""
 import torch
 
-from lil_transformy.checking import NON_FINITE_HINT, expect, random_vectors
+from lil_transformy.grading.checking import NON_FINITE_HINT, expect, random_vectors
 
 FORBIDDEN = ("MultiheadAttention", "scaled_dot_product_attention", "TransformerEncoderLayer", "nn.Transformer")
 

@@ -4,7 +4,7 @@ The checks ship with the package too (lil_transformy/checks in a wheel): a class
 run them without a clone of the repository.
 
 With ``--isolate process|sandbox`` (how grading runs) the student's module is never imported here:
-`stage` and `Model` are handles on objects in a child process (lil_transformy.remote), and the
+`stage` and `Model` are handles on objects in a child process (lil_transformy.grading.remote), and the
 checks judge only the data that comes back.
 """
 import contextlib
@@ -14,17 +14,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lil_transformy import checking, sandbox
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.grading import GROUPS
-from lil_transformy.limits import (
+from lil_transformy.grading import checking, sandbox
+from lil_transformy.grading.judge import GROUPS
+from lil_transformy.grading.limits import (
     FAST_CHECK_CPU_SECONDS,
     FAST_CHECK_WALL_SECONDS,
     TRAINING_CPU_SECONDS,
     TRAINING_WALL_SECONDS,
 )
+from lil_transformy.grading.remote import Remote, StudentCodeError
 from lil_transformy.paths import REFERENCE_COMMAND
-from lil_transformy.remote import Remote, StudentCodeError
 from lil_transformy.stages import get_stage, implementation_folder, load_stage_module
 from lil_transformy.train import SHARED
 
@@ -121,7 +121,7 @@ def student_child(request, tmp_path_factory):
 def same_start_everywhere(request, student_child):
     """Every check starts from seed 0, for its inputs (checking.INPUTS) and for the student's code, wherever that
     runs: the same check prints the same numbers in a student's pytest and in grading. When grading, it also gets
-    its own budget of CPU seconds (lil_transformy.limits)."""
+    its own budget of CPU seconds (lil_transformy.grading.limits)."""
     checking.INPUTS.manual_seed(0)
     torch.manual_seed(0)
     if student_child is not None:
@@ -194,7 +194,7 @@ def reference():
 
 
 def pytest_collection_modifyitems(items):
-    """nbgrader awards points per group (lil_transformy.grading.GROUPS): every check is in exactly one.
+    """nbgrader awards points per group (lil_transformy.grading.judge.GROUPS): every check is in exactly one.
 
     A check marked with no group's marker grades the component's property. The group is recorded for
     the JUnit report the graded cells read. Within a stage, the checks of its own components run first,

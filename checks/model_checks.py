@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from lil_transformy.checking import (
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.grading.checking import (
     cached_loss,
     embedding_gradient_leak,
     expect,
@@ -19,10 +20,9 @@ from lil_transformy.checking import (
     remember_loss,
     student_code,
 )
-from lil_transformy.errors import LilTransformyError
-from lil_transformy.limits import TRAINING_WALL_SECONDS
-from lil_transformy.probes import logits, train_with_the_shared_budget
-from lil_transformy.remote import StudentCodeError, run_probe
+from lil_transformy.grading.limits import TRAINING_WALL_SECONDS
+from lil_transformy.grading.probes import logits, train_with_the_shared_budget
+from lil_transformy.grading.remote import StudentCodeError, run_probe
 from lil_transformy.stages import DETOURS, STAGES, get_stage, implementation_folder
 from lil_transformy.train import SHARED, evaluate, pick_device
 

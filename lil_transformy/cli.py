@@ -4,9 +4,9 @@ import importlib.util
 import os
 import sys
 
-from .data import HUB_DATASET
-from .errors import LilTransformyError
-from .paths import DATA_ENV, make_data_path_absolute
+from lil_transformy.data import HUB_DATASET
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.paths import DATA_ENV, make_data_path_absolute
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +120,7 @@ OUT_OF_SYNC = ("exercises/ differs from what solutions/ generates: {files}.\n"
 
 
 def run_exercises(args) -> int:
-    from .exercises import out_of_sync, write_exercises
+    from lil_transformy.authoring.exercises import out_of_sync, write_exercises
 
     if args.check:
         stale = out_of_sync()
@@ -135,7 +135,7 @@ def run_exercises(args) -> int:
 
 
 def run_vocab(args) -> int:
-    from .tokens import load_token_data
+    from lil_transformy.tokens import load_token_data
 
     data = load_token_data()
     unknown = float((data.heldout == 0).float().mean())
@@ -150,8 +150,8 @@ def run_check(args) -> int:
 
     import pytest
 
-    from .paths import CHECKS
-    from .stages import get_stage
+    from lil_transformy.paths import CHECKS
+    from lil_transformy.stages import get_stage
 
     stage = get_stage(args.stage)
     impl = args.impl or ("." if (Path.cwd() / f"{stage.module}.py").exists() else "exercises")
@@ -162,11 +162,11 @@ def run_check(args) -> int:
 def run_train(args) -> int:
     from dataclasses import replace
 
-    from .progress import record_loss
-    from .sampling import sample_text
-    from .stages import get_stage, model_class
-    from .tokens import load_token_data
-    from .train import SHARED, train
+    from lil_transformy.progress import record_loss
+    from lil_transformy.sampling import sample_text
+    from lil_transformy.stages import get_stage, model_class
+    from lil_transformy.tokens import load_token_data
+    from lil_transformy.train import SHARED, train
 
     stage = get_stage(args.stage)
     if args.preset == "full":
@@ -186,11 +186,11 @@ def train_full_stage(stage, args) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from .full_data import load_full_data
-    from .full_report import checkpoint_path
-    from .full_scale import FULL, train_full
-    from .sampling import sample_text
-    from .stages import model_class
+    from lil_transformy.full.data import load_full_data
+    from lil_transformy.full.report import checkpoint_path
+    from lil_transformy.full.scale import FULL, train_full
+    from lil_transformy.sampling import sample_text
+    from lil_transformy.stages import model_class
 
     data = load_full_data(args.dataset)
     checkpoint = checkpoint_path(Path("runs/full"), stage.number, args.seed)
@@ -205,15 +205,15 @@ def train_full_stage(stage, args) -> int:
 def run_evolve(args) -> int:
     from pathlib import Path
 
-    from .evolve import evolve
-    from .stages import parse_stages
+    from lil_transformy.evolve import evolve
+    from lil_transformy.stages import parse_stages
 
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         raise LilTransformyError(f"--seeds takes numbers separated by commas, not {args.seeds!r}") from None
     if args.preset == "full":
-        from .full_report import evolve_full
+        from lil_transformy.full.report import evolve_full
 
         out = Path(args.out or "runs/full")
         evolve_full(parse_stages(args.stages, detours=True), seeds, out, args.impl, dataset=args.dataset,
@@ -226,7 +226,7 @@ def run_evolve(args) -> int:
 
 
 def run_progress(args) -> int:
-    from .progress import show_progress
+    from lil_transformy.progress import show_progress
 
     return show_progress(args.impl)
 
@@ -234,8 +234,8 @@ def run_progress(args) -> int:
 def run_course(args) -> int:
     from pathlib import Path
 
-    from . import course
-    from .stages import parse_stages
+    from lil_transformy import course
+    from lil_transformy.stages import parse_stages
 
     if importlib.util.find_spec("nbgrader") is None:
         raise LilTransformyError("the course commands need nbgrader: pip install 'lil-transformy[course]' (from a "
@@ -250,7 +250,7 @@ def run_course(args) -> int:
               f"{root / 'submitted'}/<student>/stage_NN, then `lil-transformy course grade {args.dir}`")
         return 0
     if args.action == "grade":
-        course.grade(root, stages, not args.unsandboxed, args.jobs, args.shard, args.db)
+        course.grade_class(root, stages, not args.unsandboxed, args.jobs, args.shard, args.db)
         return 0
     if args.action == "export":
         scores = course.export(root, stages, args.db)
@@ -268,7 +268,7 @@ def shard_spec(text: str) -> tuple[int, int]:
 
 
 def run_strip_notebooks(args) -> int:
-    from .notebook_files import NOTEBOOKS, strip
+    from lil_transformy.authoring.notebook_files import NOTEBOOKS, strip
 
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         if strip(path):
@@ -277,7 +277,7 @@ def run_strip_notebooks(args) -> int:
 
 
 def run_suite(args) -> int:
-    from .mutants import run_suite as run
+    from lil_transformy.authoring.mutants import run_suite as run
 
     return run(args.command, args.only)
 

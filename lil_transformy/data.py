@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LilTransformyError
-from .paths import DATA_ENV, HUB, cache_dir
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.paths import DATA_ENV, HUB, cache_dir
 
 TRAIN_FILE = "train-head.jsonl"
 VALIDATION_FILE = "validation-head.txt"

@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .plots import evolution_figure
-from .sampling import sample_text
-from .stages import DETOURS, STAGES, Stage, get_stage, model_class
-from .tokens import TokenData, load_token_data
-from .train import SHARED, Config, config_dict, pick_device, train
+from lil_transformy.plots import evolution_figure
+from lil_transformy.sampling import sample_text
+from lil_transformy.stages import DETOURS, STAGES, Stage, get_stage, model_class
+from lil_transformy.tokens import TokenData, load_token_data
+from lil_transformy.train import SHARED, Config, config_dict, pick_device, train
 
 PROMPT = "Once upon a time, there was a little girl named Lily. She"
 

@@ -11,14 +11,14 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import torch
 
-from . import stages
-from .checking import EVOLUTION_REPORT, reference_report, word_order_pair
-from .errors import LilTransformyError
-from .evolve import PROMPT
-from .plots import attention_heatmaps
-from .sampling import sample_text
-from .tokens import TokenData
-from .train import PROBE_TOKENS, SHARED, Config, TrainResult, config_dict, train
+from lil_transformy import stages
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.evolve import PROMPT
+from lil_transformy.grading.checking import EVOLUTION_REPORT, reference_report, word_order_pair
+from lil_transformy.plots import attention_heatmaps
+from lil_transformy.sampling import sample_text
+from lil_transformy.tokens import TokenData
+from lil_transformy.train import PROBE_TOKENS, SHARED, Config, TrainResult, config_dict, train
 
 QUICK_ENV = "LIL_TRANSFORMY_QUICK"  # "1": a short run, for CI and a first look on a laptop; a number > 1: that many steps
 QUICK = replace(SHARED, steps=200, warmup_steps=20, eval_every=25)

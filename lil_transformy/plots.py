@@ -1,7 +1,7 @@
 """Plots a person would rather look at than read."""
 import matplotlib.pyplot as plt  # headless, matplotlib picks Agg itself; in a notebook, figures show inline
 
-from .train import PROBE_TOKENS
+from lil_transformy.train import PROBE_TOKENS
 
 
 def evolution_figure(report: dict):

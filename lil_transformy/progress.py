@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checking import EVOLUTION_REPORT, NOT_YOUR_CODE
-from .paths import REPO_ROOT
-from .stages import DETOURS, STAGES
+from lil_transformy.grading.checking import EVOLUTION_REPORT, NOT_YOUR_CODE
+from lil_transformy.paths import REPO_ROOT
+from lil_transformy.stages import DETOURS, STAGES
 
 STUDENT_LOSSES = REPO_ROOT / "runs" / "my-losses.json"  # written by `lil-transformy train`
 LEGEND = """

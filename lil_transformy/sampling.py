@@ -1,7 +1,7 @@
 """Text from a trained model: feed the last `context` tokens, draw the next, repeat."""
 import torch
 
-from .vocab import Vocabulary
+from lil_transformy.vocab import Vocabulary
 
 
 @torch.no_grad()

@@ -10,8 +10,8 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LilTransformyError
-from .paths import REPO_ROOT
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.paths import REPO_ROOT
 
 IMPLEMENTATIONS = ("exercises", "solutions")
 
@@ -70,7 +70,7 @@ def implementation_folder(impl: str) -> Path:
 def load_stage_module(number: str, impl: str = "exercises") -> types.ModuleType:
     """Import stage `number` from the implementation `impl` (a name in IMPLEMENTATIONS or a folder).
 
-    Stages import their earlier stages relatively (``from .stage_04_attention import ...``), so a
+    Stages import their earlier stages relatively (``from lil_transformy.stage_04_attention import ...``), so a
     student's stage 05 runs on the student's own stage 04, never on the reference.
     """
     stage = get_stage(number)

@@ -4,7 +4,7 @@ import hashlib
 from importlib import resources
 from pathlib import Path
 
-from .errors import LilTransformyError
+from lil_transformy.errors import LilTransformyError
 
 GPT2_VOCAB_SIZE = 50257
 END_OF_TEXT = "<|endoftext|>"

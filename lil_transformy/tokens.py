@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import tokenizer
-from .data import Corpus, load_corpus
-from .paths import cache_dir
-from .vocab import COVERAGE, Vocabulary
+from lil_transformy import tokenizer
+from lil_transformy.data import Corpus, load_corpus
+from lil_transformy.paths import cache_dir
+from lil_transformy.vocab import COVERAGE, Vocabulary
 
 CACHE_VERSION = "1"  # bump when the way tokens are made changes
 

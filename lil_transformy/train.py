@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .errors import LilTransformyError
-from .paths import DEVICE_ENV
-from .tokens import TokenData
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.paths import DEVICE_ENV
+from lil_transformy.tokens import TokenData
 
 
 @dataclass(frozen=True)

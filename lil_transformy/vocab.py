@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tokenizer
-from .errors import LilTransformyError
+from lil_transformy import tokenizer
+from lil_transformy.errors import LilTransformyError
 
 COVERAGE = 0.99
 UNKNOWN_TEXT = "⁇"  # how an <unk> id reads when decoded
@@ -50,7 +50,7 @@ class Vocabulary:
     @classmethod
     def build(cls, train_gpt2_ids: np.ndarray, coverage: float = COVERAGE) -> "Vocabulary":
         """The smallest set of most frequent tokens covering `coverage` of the training tokens (stage 00's reference)."""
-        from .stages import load_stage_module
+        from lil_transformy.stages import load_stage_module
 
         stage00 = load_stage_module("00", "solutions")
         return cls.from_counts(stage00.count_tokens(train_gpt2_ids, tokenizer.GPT2_VOCAB_SIZE), coverage)
@@ -58,7 +58,7 @@ class Vocabulary:
     @classmethod
     def from_counts(cls, counts: np.ndarray, coverage: float = COVERAGE) -> "Vocabulary":
         """`build` from the count of every GPT-2 id, (50257,): the full corpus is counted in chunks, never held whole."""
-        from .stages import load_stage_module
+        from lil_transformy.stages import load_stage_module
 
         stage00 = load_stage_module("00", "solutions")
         n_keep = stage00.smallest_vocab_for_coverage(counts, coverage)

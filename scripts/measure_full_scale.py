@@ -2,8 +2,8 @@
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/measure_full_scale.py [--steps 6] [--out reports/full]
 
-1. Data preparation: GPT-2 ids of the shipped slice (~244 k tokens) with today's tokenizer (tokens.gpt2_stream)
-   and the full preset's (full_data.gpt2_ids), best of 3; then the whole preparation (datasets, tokenizing,
+1. Data preparation: GPT-2 ids of the shipped slice (~244 k tokens) with the course's tokenizer
+   (tokens.gpt2_stream, which the full preset uses too), best of 3; then the whole preparation (datasets, tokenizing,
    counting, vocabulary, memmaps) of the slice written in the hub's format.
 2. Training: stage 09 at FULL's size (d_model 128, context 256, batch 64), `--steps` timed steps after 2
    untimed ones, and one scoring pass over held-out windows; parameters of every stage at FULL's size.
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from lil_transformy import data, tokens
-from lil_transformy.full_data import gpt2_ids, load_full_data
-from lil_transformy.full_scale import FULL
+from lil_transformy.full.data import load_full_data
+from lil_transformy.full.scale import FULL
 from lil_transformy.stages import DETOURS, STAGES, model_class
 from lil_transformy.train import evaluate, new_model, random_windows, training_step
 
@@ -54,8 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     corpus = data.load_corpus(data.BUNDLED)
     documents = corpus.train + corpus.heldout
-    n_tokens = len(gpt2_ids(documents))
-    today, fast = (best_of(3, lambda f=f: f(documents)) for f in (tokens.gpt2_stream, gpt2_ids))
+    n_tokens = len(tokens.gpt2_stream(documents))
+    tokenizing = best_of(3, lambda: tokens.gpt2_stream(documents))
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LIL_TRANSFORMY_CACHE"] = tmp
         start = time.perf_counter()
@@ -75,8 +75,8 @@ def main() -> None:
     params = {s.number: {vocab: count_parameters(s.number, replace(FULL, vocab_size=vocab))
                          for vocab in (4096, full.vocab.size)} for s in STAGES[1:] + DETOURS}  # the seed's and ours
     result = {"cpu_threads": torch.get_num_threads(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
-              "slice_gpt2_tokens": n_tokens, "today_tokens_per_s": n_tokens / today,
-              "fast_tokens_per_s": n_tokens / fast, "prepare_seconds": prepare,
+              "slice_gpt2_tokens": n_tokens, "tokens_per_s": n_tokens / tokenizing,
+              "prepare_seconds": prepare,
               "prepare_tokens_per_s": n_tokens / prepare, "stage09_step_seconds": train,
               "stage09_train_tokens_per_s": cfg.batch_size * cfg.context / train,
               "stage09_scored_tokens_per_s": 1 / scoring, "params": params}

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from lil_transformy import course
-from lil_transformy.grading import run_checks
+from lil_transformy.grading.judge import run_checks
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import DETOURS, STAGES, get_stage
 
@@ -74,7 +74,7 @@ def side_by_side(tmp: Path, students: int, rounds: int) -> list[dict]:
             root = tmp / f"round{round_}_jobs{jobs}"
             shutil.copytree(template, root)
             wall, cpu = time.perf_counter(), cpu_seconds()
-            scores, _ = course.grade(root, [stage], jobs=jobs)
+            scores, _ = course.grade_class(root, [stage], jobs=jobs)
             wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
             assert all(score == full for score, full in scores.values()), scores
             runs.append({"round": round_, "jobs": jobs, "seconds": wall, "cpu_seconds": cpu,

@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 
-from lil_transformy.grading import GROUPS, not_graded_yet, run_checks, verdict
+from lil_transformy.grading.judge import GROUPS, not_graded_yet, run_checks, verdict
+from lil_transformy.grading.sandbox import bwrap
 from lil_transformy.paths import REPO_ROOT
-from lil_transformy.sandbox import bwrap
 from lil_transformy.stages import DETOURS, STAGES
 
 

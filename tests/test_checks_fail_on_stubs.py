@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lil_transformy.exercises import write_exercises
+from lil_transformy.authoring.exercises import write_exercises
 from lil_transformy.paths import CHECKS, REPO_ROOT
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from lil_transformy import course
-from lil_transformy.mutants import apply, read_patches
+from lil_transformy.authoring.mutants import apply, read_patches
+from lil_transformy.grading.sandbox import bwrap
 from lil_transformy.paths import REPO_ROOT
-from lil_transformy.sandbox import bwrap
 from lil_transformy.stages import get_stage
 
 pytestmark = [pytest.mark.timeout(1200),
@@ -113,9 +113,9 @@ def alive(pid: int) -> bool:
 def test_jobs_2_grades_exactly_as_jobs_1(class_03, tmp_path):
     serial = copy_course(class_03, tmp_path / "serial")
     parallel = copy_course(class_03, tmp_path / "parallel")
-    scores, _ = course.grade(serial, [STAGE_03], jobs=1)
+    scores, _ = course.grade_class(serial, [STAGE_03], jobs=1)
     assert {student: scores[student, "stage_03"][0] for student in EXPECTED_03} == EXPECTED_03
-    course.grade(parallel, [STAGE_03], jobs=2)
+    course.grade_class(parallel, [STAGE_03], jobs=2)
     assert grades(parallel) == grades(serial)
     assert feedback(parallel) == feedback(serial)
     assert "wherever token 7 stands" in feedback(parallel)["feedback/cy/stage_03/stage_03.html"]  # the verdict
@@ -191,7 +191,7 @@ def test_graders_starting_together_on_a_new_postgresql_gradebook_all_open_it(pos
 
 def test_shards_need_a_shared_gradebook(class_03):
     with pytest.raises(course.LilTransformyError, match="PostgreSQL"):
-        course.grade(class_03, [STAGE_03], shard=(1, 2))
+        course.grade_class(class_03, [STAGE_03], shard=(1, 2))
 
 
 def test_more_jobs_than_cores_and_a_bad_share_are_refused(class_03, capsys):

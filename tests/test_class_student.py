@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from lil_transformy import course
-from lil_transformy.grading import SCORING_RULE
+from lil_transformy.grading.judge import SCORING_RULE
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage
 

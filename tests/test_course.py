@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from lil_transformy import course
-from lil_transformy.exercises import expected_exercises
+from lil_transformy.authoring.exercises import expected_exercises
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage
 
@@ -80,7 +80,7 @@ def test_bad_submissions_lose_only_what_they_broke(root):
             (folder / MODULE).write_text(change + (folder / MODULE).read_text())
         elif change:
             edit_notebook(folder, change)
-    scores, failed = course.grade(root, [STAGE], sandboxed=False)  # the sandbox: tests/test_grading_attacks.py
+    scores, failed = course.grade_class(root, [STAGE], sandboxed=False)  # the sandbox: tests/test_grading_attacks.py
     scores = {student: score for (student, _), (score, _) in scores.items()}
     assert failed == {}
     assert set(scores) == set(SUBMISSIONS), "every student is in the gradebook"

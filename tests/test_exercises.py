@@ -1,8 +1,8 @@
 import pytest
 
+from lil_transformy.authoring.exercises import MANIFEST, out_of_sync, stub_source, write_exercises
 from lil_transformy.cli import OUT_OF_SYNC, main
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.exercises import MANIFEST, out_of_sync, stub_source, write_exercises
 
 SOLUTION = '''def add(a, b):
     """Sum."""
@@ -54,7 +54,7 @@ def test_the_command_refuses_to_overwrite_the_students_exercises(tmp_path, monke
     """`lil-transformy exercises` on a student's repository: one line, non-zero, nothing lost."""
     import shutil
 
-    import lil_transformy.exercises as exercises
+    import lil_transformy.authoring.exercises as exercises
 
     shutil.copytree(exercises.REPO_ROOT / "solutions", tmp_path / "solutions")
     write_exercises(root=tmp_path)

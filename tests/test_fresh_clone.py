@@ -80,7 +80,7 @@ def test_a_students_solved_stage_passes_its_checks_offline(fresh_clone, offline)
 def test_a_notebook_runs_from_inside_notebooks_offline(fresh_clone, offline):
     clone, env = fresh_clone
     shutil.copy(clone / "solutions" / "stage_03_bigram.py", clone / "exercises")
-    execute = ("from lil_transformy.notebook_files import execute, notebook_path; "
+    execute = ("from lil_transformy.authoring.notebook_files import execute, notebook_path; "
                "execute(notebook_path('03'), impl='exercises', quick=True); print('ran')")
     done = run(offline(["python", "-c", execute]), clone / "notebooks", env, timeout=600)
     assert "ran" in done.stdout

@@ -12,9 +12,9 @@ import torch
 from lil_transformy import data, full_scale, tokens
 from lil_transformy.cli import main
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.full_data import load_full_data
-from lil_transformy.full_report import SEED_LOSS, evolve_full
-from lil_transformy.full_scale import FULL, train_full
+from lil_transformy.full.data import load_full_data
+from lil_transformy.full.report import SEED_LOSS, evolve_full
+from lil_transformy.full.scale import FULL, train_full
 from lil_transformy.stages import model_class, parse_stages
 from lil_transformy.tokenizer import gpt2_tokenizer
 
@@ -91,7 +91,7 @@ def test_a_resumed_stage_ends_bit_identical_to_one_that_ran_through(full_data, t
 @pytest.mark.training
 def test_the_full_evolution_runs_end_to_end_and_reports_beside_the_seed(full_data, shipped_as_dataset, tmp_path,
                                                                        monkeypatch):
-    monkeypatch.setattr("lil_transformy.full_report.load_full_data", lambda dataset: full_data)
+    monkeypatch.setattr("lil_transformy.full.report.load_full_data", lambda dataset: full_data)
     report = evolve_full(parse_stages("01-09", detours=True), [0], tmp_path, cfg=TINY, dataset=shipped_as_dataset)
     assert list(report["stages"]) == list(SEED_LOSS) == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"]
     table = (tmp_path / "evolution.md").read_text()
@@ -103,7 +103,7 @@ def test_the_full_evolution_runs_end_to_end_and_reports_beside_the_seed(full_dat
 
 @pytest.mark.training
 def test_train_preset_full_on_the_command_line(full_data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("lil_transformy.full_data.load_full_data", lambda dataset: full_data)
+    monkeypatch.setattr("lil_transformy.full.data.load_full_data", lambda dataset: full_data)
     monkeypatch.setattr(full_scale, "FULL", TINY)
     monkeypatch.chdir(tmp_path)
     assert main(["train", "03", "--preset", "full", "--impl", "solutions"]) == 0

@@ -4,8 +4,8 @@ import io
 
 import pytest
 
-from lil_transformy.exercises import write_exercises
-from lil_transformy.grading import GROUPS, ChecksFailed, grade, run_checks
+from lil_transformy.authoring.exercises import write_exercises
+from lil_transformy.grading.judge import GROUPS, ChecksFailed, grade, run_checks
 from lil_transformy.paths import REPO_ROOT
 
 
@@ -25,7 +25,7 @@ def test_a_stub_gets_zero_and_is_told_why(tmp_path, capsys):
 
 def test_skipped_checks_and_no_checks_earn_nothing(tmp_path):
     """A module that skips every check at import: skipped is not passed, in every group."""
-    from lil_transformy.grading import verdict
+    from lil_transformy.grading.judge import verdict
 
     write_exercises(target=tmp_path)
     module = tmp_path / "stage_00_data.py"
@@ -39,7 +39,7 @@ def test_skipped_checks_and_no_checks_earn_nothing(tmp_path):
 
 
 def test_partial_credit_is_a_share_per_passing_check_and_off_by_default():
-    from lil_transformy.grading import verdict
+    from lil_transformy.grading.judge import verdict
 
     by_group = {"causality": [("test_a", None), ("test_b", "expected: x"), ("test_c", None), ("test_d", None)]}
     assert verdict("05", "causality", by_group, None)[1] == 0
@@ -81,7 +81,7 @@ def test_an_endless_loop_costs_its_run_says_why_and_leaves_nothing_running(tmp_p
     import time
 
     def children():
-        found = subprocess.run(["pgrep", "-f", "lil_transformy.remote"], capture_output=True, text=True).stdout
+        found = subprocess.run(["pgrep", "-f", "lil_transformy.grading.remote"], capture_output=True, text=True).stdout
         return set(found.split())
 
     before = children()

@@ -16,9 +16,9 @@ import nbformat
 import pytest
 
 from lil_transformy import course
-from lil_transformy.exercises import expected_exercises
+from lil_transformy.authoring.exercises import expected_exercises
+from lil_transformy.grading.sandbox import bwrap
 from lil_transformy.paths import REPO_ROOT
-from lil_transformy.sandbox import bwrap
 from lil_transformy.stages import get_stage
 
 pytestmark = [pytest.mark.timeout(1800),
@@ -29,14 +29,14 @@ MARKER = "lt-attack-marker-7431"  # an attacker's lingering process carries this
 
 # Story cells: run in the student's own kernel only; autograde never executes them.
 NOTEBOOK_ATTACKS = {
-    "replaces_grade": "import lil_transformy.grading as g\ng.grade = lambda *a, **k: print('=> 2 of 2 points')",
+    "replaces_grade": "import lil_transformy.grading.judge as g\ng.grade = lambda *a, **k: print('=> 2 of 2 points')",
     "injects_environment": ("import os\nos.environ['PYTHONPATH'] = {repo!r}\nos.environ['PYTEST_PLUGINS'] = 'evil'\n"
                             "os.chdir({repo!r} + '/solutions')"),
 }
 # Module code, run when the checks import the student's module.
 MODULE_ATTACKS = {
     "patches_pytest": ("import pytest, _pytest.outcomes\npytest.fail = _pytest.outcomes.fail = lambda *a, **k: None\n"
-                       "import lil_transformy.checking as c\nc.expect = lambda *a, **k: None\n"),
+                       "import lil_transformy.grading.checking as c\nc.expect = lambda *a, **k: None\n"),
     "skips_every_check": "import pytest\npytest.skip('nothing to see', allow_module_level=True)\n",
     "imports_the_reference": ("import sys\nsys.path[:0] = [{repo!r}, '/work/main']\n"
                               "from solutions.stage_00_data import *  # noqa\n"),
@@ -146,7 +146,7 @@ def graded(tmp_path_factory, listener):
     submit(root, "peeks_and_patches_torch", STAGE_04, {**solved, module04: PATCHED_TORCH + peeking})
     expected["peeks_and_patches_torch", "stage_04"] = 4  # exactly the causality points lost, as without the patch
     before = {p: p.read_bytes() for p in (root / "submitted" / "honest").rglob("*") if p.is_file()}
-    scores, failed = course.grade(root, [STAGE_00, STAGE_04])
+    scores, failed = course.grade_class(root, [STAGE_00, STAGE_04])
     return root, scores, failed, expected, before
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from lil_transformy import course
+from lil_transformy.authoring.exercises import expected_exercises
 from lil_transformy.cli import main
-from lil_transformy.exercises import expected_exercises
+from lil_transformy.grading.sandbox import bwrap
 from lil_transformy.paths import REPO_ROOT
-from lil_transformy.sandbox import bwrap
 from lil_transformy.stages import get_stage
 
 pytestmark = pytest.mark.skipif(bwrap() is None, reason="grading needs bubblewrap (apt-get install bubblewrap)")

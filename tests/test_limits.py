@@ -13,9 +13,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from lil_transformy.exercises import write_exercises
-from lil_transformy.grading import judged, not_graded_yet
-from lil_transformy.limits import OVERLOADED, Budget, MachineOverloaded, OverBudget
+from lil_transformy.authoring.exercises import write_exercises
+from lil_transformy.grading.judge import judged, not_graded_yet
+from lil_transformy.grading.limits import OVERLOADED, Budget, MachineOverloaded, OverBudget
 
 BUSY = [sys.executable, "-c", "while True: pass"]
 
@@ -67,7 +67,7 @@ def test_a_judge_starved_of_the_cpu_saves_no_verdict_and_the_next_run_grades(tmp
     write_exercises(target=tmp_path / "stubs")
     saved = tmp_path / "verdicts" / "ada.json"
     judge = (f"import os, sys; os.sched_setaffinity(0, {{0}}); os.nice(19); "
-             f"from pathlib import Path; from lil_transformy import grading; "
+             f"from pathlib import Path; from lil_transformy.grading import judge; "
              f"grading.ALL_CHECKS_WALL_SECONDS = 5; "
              f"print(grading.judged('00', Path({str(tmp_path / 'stubs')!r}), Path({str(saved)!r}), 'process')[1])")
     with started(BUSY), started(BUSY):

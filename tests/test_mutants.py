@@ -1,7 +1,7 @@
 import pytest
 
+from lil_transformy.authoring.mutants import Patch, apply, read_patches
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.mutants import Patch, apply, read_patches
 from lil_transformy.paths import REPO_ROOT
 
 
@@ -23,7 +23,7 @@ def test_a_stale_patch_is_a_clear_error(tmp_path):
 
 def test_a_check_that_skips_does_not_pass(tmp_path):
     """A 'variant' that skips every check at import is no correct variant: skipped counts as failed."""
-    from lil_transformy.mutants import grade
+    from lil_transformy.authoring.mutants import grade
 
     skipper = Patch("skipper", "01", "skips every check", None,
                     [{"old": "import torch\n", "new": "import pytest\npytest.skip('no', allow_module_level=True)\n"

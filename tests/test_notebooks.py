@@ -5,7 +5,14 @@ import ast
 import matplotlib.pyplot as plt
 import pytest
 
-from lil_transformy.notebook_files import NOTEBOOKS, execute, has_impl_switch, is_stripped, notebook_path, read
+from lil_transformy.authoring.notebook_files import (
+    NOTEBOOKS,
+    execute,
+    has_impl_switch,
+    is_stripped,
+    notebook_path,
+    read,
+)
 from lil_transformy.stages import DETOURS, STAGES
 from lil_transformy.train import SHARED
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lil_transformy import checking, grading
-from lil_transformy.exercises import write_exercises
-from lil_transformy.mutants import apply, read_patches
+from lil_transformy.authoring.exercises import write_exercises
+from lil_transformy.authoring.mutants import apply, read_patches
+from lil_transformy.grading import checking, grading
 from lil_transformy.paths import CACHE_ENV, CHECKS, REPO_ROOT
 
 

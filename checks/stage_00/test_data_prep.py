@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lil_transformy.checking import expect, student_code
+from lil_transformy.grading.checking import expect, student_code
 
 # A corpus small enough to count by hand: token 3 five times, 7 three times, 1 and 9 once each.
 TOY_IDS = np.array([3, 7, 3, 1, 3, 7, 3, 9, 3, 7])

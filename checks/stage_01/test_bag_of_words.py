@@ -2,7 +2,13 @@
 import pytest
 import torch
 
-from lil_transformy.checking import expect, expect_shape, first_future_leak_by_gradient, random_vectors, student_code
+from lil_transformy.grading.checking import (
+    expect,
+    expect_shape,
+    first_future_leak_by_gradient,
+    random_vectors,
+    student_code,
+)
 
 from ..model_checks import (  # noqa: F401
     test_logits_shape,

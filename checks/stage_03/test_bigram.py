@@ -1,7 +1,7 @@
 """Stage 03 checks: the bigram model sees its own token and nothing else."""
 import torch
 
-from lil_transformy.checking import expect, student_code
+from lil_transformy.grading.checking import expect, student_code
 
 from ..model_checks import (  # noqa: F401
     test_logits_shape,

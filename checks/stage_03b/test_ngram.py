@@ -1,7 +1,7 @@
 """Stage 03b checks (detour): window() puts the last n token vectors side by side; the n-gram LM."""
 import torch
 
-from lil_transformy.checking import expect, expect_shape, random_tokens, student_code
+from lil_transformy.grading.checking import expect, expect_shape, random_tokens, student_code
 
 from ..model_checks import (  # noqa: F401
     test_logits_shape,

@@ -4,7 +4,13 @@ import math
 import pytest
 import torch
 
-from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, random_vectors, student_code
+from lil_transformy.grading.checking import (
+    expect,
+    expect_every_weight_matters,
+    expect_shape,
+    random_vectors,
+    student_code,
+)
 
 from ..attention_checks import expect_nothing_ready_made
 from ..model_checks import (  # noqa: F401

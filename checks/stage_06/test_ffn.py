@@ -1,7 +1,13 @@
 """Stage 06 checks: the feed-forward layer works on each position alone, and is not linear."""
 import torch
 
-from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, random_vectors, student_code
+from lil_transformy.grading.checking import (
+    expect,
+    expect_every_weight_matters,
+    expect_shape,
+    random_vectors,
+    student_code,
+)
 
 from ..model_checks import (  # noqa: F401
     test_logits_shape,

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from lil_transformy.checking import expect, expect_shape, random_vectors, student_code
-from lil_transformy.probes import Recorder, Zero
+from lil_transformy.grading.checking import expect, expect_shape, random_vectors, student_code
+from lil_transformy.grading.probes import Recorder, Zero
 
 from ..attention_checks import expect_nothing_ready_made
 from ..model_checks import (  # noqa: F401

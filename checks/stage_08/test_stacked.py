@@ -1,8 +1,8 @@
 """Stage 08 checks: two blocks, each with its own weights, both used."""
 
-from lil_transformy.checking import expect, random_tokens, student_code
-from lil_transformy.probes import block_call_order, blocks
-from lil_transformy.remote import run_probe
+from lil_transformy.grading.checking import expect, random_tokens, student_code
+from lil_transformy.grading.probes import block_call_order, blocks
+from lil_transformy.grading.remote import run_probe
 
 from ..model_checks import (  # noqa: F401
     test_logits_shape,

@@ -2,9 +2,15 @@
 import pytest
 import torch
 
-from lil_transformy.checking import expect, expect_every_weight_matters, expect_shape, random_vectors, student_code
-from lil_transformy.probes import set_parameters
-from lil_transformy.remote import run_probe
+from lil_transformy.grading.checking import (
+    expect,
+    expect_every_weight_matters,
+    expect_shape,
+    random_vectors,
+    student_code,
+)
+from lil_transformy.grading.probes import set_parameters
+from lil_transformy.grading.remote import run_probe
 
 from ..attention_checks import expect_nothing_ready_made
 from ..model_checks import (  # noqa: F401

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import tokenizer
-from .data import HUB_DATASET, datasets_library, split_validation
-from .errors import LilTransformyError
-from .paths import cache_dir
-from .tokens import gpt2_stream
-from .vocab import COVERAGE, Vocabulary
+from lil_transformy import tokenizer
+from lil_transformy.data import HUB_DATASET, datasets_library, split_validation
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.paths import cache_dir
+from lil_transformy.tokens import gpt2_stream
+from lil_transformy.vocab import COVERAGE, Vocabulary
 
 FULL_DATASET = HUB_DATASET  # the hub's TinyStories, all of it
 CACHE_VERSION = "1"  # bump when the way the full corpus's tokens are made changes

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import nbformat
 
-from .errors import LilTransformyError
-from .notebook import QUICK_ENV
-from .paths import REPO_ROOT
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.notebook import QUICK_ENV
+from lil_transformy.paths import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 IMPL_SWITCH = re.compile(r'^IMPL = "[^"]*".*$', re.MULTILINE)  # the one line at the top that picks whose code runs

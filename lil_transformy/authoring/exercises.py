@@ -21,8 +21,8 @@ import hashlib
 import re
 from pathlib import Path
 
-from .errors import LilTransformyError
-from .paths import REPO_ROOT
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.paths import REPO_ROOT
 
 BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION(?:\s+hint:\s*(?P<hint>.*))?$")
 END = re.compile(r"^\s*### END SOLUTION\s*$")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import tomllib
 
-from .errors import LilTransformyError
-from .paths import REPO_ROOT
-from .stages import get_stage
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.paths import REPO_ROOT
+from lil_transformy.stages import get_stage
 
 
 @dataclass

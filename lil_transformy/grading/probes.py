@@ -5,8 +5,8 @@ locally it runs right here. Either way the check that called it judges what it r
 """
 import torch
 
-from .tokens import load_token_data
-from .train import SHARED, train
+from lil_transformy.tokens import load_token_data
+from lil_transformy.train import SHARED, train
 
 
 class Zero(torch.nn.Module):

@@ -19,8 +19,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LilTransformyError
-from .paths import CACHE_ENV, DEVICE_ENV, cache_dir
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.paths import CACHE_ENV, DEVICE_ENV, cache_dir
 
 SANDBOX_USER = 65534  # nobody: the sandbox's processes belong to no one else
 MEMORY_LIMIT = 8 << 30  # bytes of address space (a 50 GiB allocation fails as a MemoryError)
@@ -113,7 +113,7 @@ def child_environment(home: str, threads: int) -> dict:
 
 
 def python_command(folder: Path) -> list[str]:
-    return [sys.executable, "-I", "-m", "lil_transformy.remote", str(folder)]
+    return [sys.executable, "-I", "-m", "lil_transformy.grading.remote", str(folder)]
 
 
 def plain_child(folder: Path, threads: int = 2) -> Child:

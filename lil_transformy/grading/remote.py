@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import LilTransformyError
-from .limits import Budget, MachineOverloaded, OverBudget
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.grading.limits import Budget, MachineOverloaded, OverBudget
 
 HEADER = struct.Struct("!Q")
 MAX_REPLY = 2 << 30  # bytes: a reply larger than this is not an honest tensor
@@ -262,7 +262,7 @@ def decode(value, objects: dict):
 def answer(request: tuple, objects: dict, folder: str):
     import importlib
 
-    from .stages import load_stage_module
+    from lil_transformy.stages import load_stage_module
 
     verb, *rest = request
     if verb == "seed":  # before every check, as the judge reseeds its own inputs: the same numbers as in-process
@@ -306,7 +306,7 @@ def serve(folder: str, requests: int, replies: int) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 4:
-        raise LilTransformyError("usage: python -I -m lil_transformy.remote FOLDER REQUESTS_FD REPLIES_FD")
-    from lil_transformy import remote  # this module by its own name, not __main__: requests name its classes
+        raise LilTransformyError("usage: python -I -m lil_transformy.grading.remote FOLDER REQUESTS_FD REPLIES_FD")
+    from lil_transformy.grading import remote  # this module by its own name, not __main__: requests name its classes
 
     remote.serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

@@ -6,7 +6,7 @@ imports them: with ``--isolate`` the student's code runs in a child process (a b
 when grading a class) and the checks judge the data it returns. Skipped, errored or missing
 checks count as failed.
 
-When a class is graded, `lil_transformy.nbgrader_hooks` calls the judge from nbgrader's
+When a class is graded, `lil_transformy.grading.nbgrader_hooks` calls the judge from nbgrader's
 autograde pipeline and writes the verdict into the graded cells. In a student's own notebook a
 graded cell, ``grade("05", "causality")``, runs the same judge and prints the same verdict (to
 stdout only: nbgrader gives zero to a graded cell that writes to stderr).
@@ -25,10 +25,17 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from .limits import ALL_CHECKS_WALL_SECONDS, FAST_CHECK_WALL_SECONDS, OVERLOADED, Budget, MachineOverloaded, OverBudget
-from .paths import CACHE_ENV, CHECKS, DATA_ENV, DEVICE_ENV, EVOLUTION_REPORT, cache_dir
-from .sandbox import die_with_parent
-from .stages import DETOURS, STAGES, get_stage
+from lil_transformy.grading.limits import (
+    ALL_CHECKS_WALL_SECONDS,
+    FAST_CHECK_WALL_SECONDS,
+    OVERLOADED,
+    Budget,
+    MachineOverloaded,
+    OverBudget,
+)
+from lil_transformy.grading.sandbox import die_with_parent
+from lil_transformy.paths import CACHE_ENV, CHECKS, DATA_ENV, DEVICE_ENV, EVOLUTION_REPORT, PACKAGE, cache_dir
+from lil_transformy.stages import DETOURS, STAGES, get_stage
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ def copy_stage_modules(folder: Path, target: Path) -> None:
 def submission_key(number: str, folder: Path, isolate: str) -> str:
     """What a verdict depends on: the submission's stage modules, the stage's checks, the library that runs them
     and the reference losses they compare with. Equal keys, equal verdicts (up to float summation order)."""
-    library = Path(__file__).parent
+    library = PACKAGE
     judged = [*sorted(CHECKS.glob("*.py")), *sorted((CHECKS / f"stage_{number}").glob("*.py")),
               *sorted(library.rglob("*.py")), EVOLUTION_REPORT]
     digest = hashlib.sha256(f"{number} {isolate} torch {version('torch')}".encode())

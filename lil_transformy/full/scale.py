@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .errors import LilTransformyError
-from .full_data import FullData
-from .train import (
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.full.data import FullData
+from lil_transformy.train import (
     PROBE_TOKENS,
     Config,
     TrainResult,

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-from .evolve import PROMPT, write_json
-from .full_data import FULL_DATASET, load_full_data
-from .full_scale import FULL, precision, train_full
-from .plots import evolution_figure
-from .sampling import sample_text
-from .stages import Stage, model_class
-from .train import Config, config_dict, pick_device
+from lil_transformy.evolve import PROMPT, write_json
+from lil_transformy.full.data import FULL_DATASET, load_full_data
+from lil_transformy.full.scale import FULL, precision, train_full
+from lil_transformy.plots import evolution_figure
+from lil_transformy.sampling import sample_text
+from lil_transformy.stages import Stage, model_class
+from lil_transformy.train import Config, config_dict, pick_device
 
 # The seed's held-out losses (its 08 and 09 as perplexities; its 03b a trigram, as ours). 09: 2 heads, 1.48 M params.
 SEED_LOSS = {"01": 5.601, "02": 5.603, "03": 3.577, "03b": math.log(23.8), "04": 3.221, "05": 2.873,

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from .limits import MachineOverloaded
-from .paths import EVOLUTION_REPORT, cache_dir
-from .probes import embedding_gradient_map, input_gradient_map, weight_effects
-from .remote import ChildGone, StudentCodeError, run_probe
-from .train import SHARED, pick_device
+from lil_transformy.grading.limits import MachineOverloaded
+from lil_transformy.grading.probes import embedding_gradient_map, input_gradient_map, weight_effects
+from lil_transformy.grading.remote import ChildGone, StudentCodeError, run_probe
+from lil_transformy.paths import EVOLUTION_REPORT, cache_dir
+from lil_transformy.train import SHARED, pick_device
 
 # The same words in another order, ending on the same token: only word order tells them apart.
 WORD_ORDER_PAIR = ("The girl saw the dog.", "The dog saw the girl.")
@@ -161,7 +161,7 @@ def loss_cache_file(number: str) -> Path:
 def loss_cache_key(number: str, folder: Path) -> str:
     """Keyed like a graded verdict (the stage modules, the checks, the library, the reference losses), and the
     device the student trains on."""
-    from .grading import submission_key
+    from lil_transformy.grading.judge import submission_key
 
     return f"{submission_key(number, folder, 'no')} {pick_device(SHARED.device).type}"
 

@@ -1,0 +1,52 @@
+"""What an instructor and a student read: feedback pages for what could not be graded, a note on deleted graded
+cells, the table of scores."""
+import html
+from pathlib import Path
+
+from lil_transformy.course.folder import grade_ids
+from lil_transformy.grading.judge import not_graded_yet
+from lil_transformy.stages import Stage
+
+
+def failure_reason(log: str) -> str:
+    """The first error nbgrader logged for a submission it could not grade."""
+    errors = [line.split("ERROR]", 1)[1].strip() for line in log.splitlines() if "ERROR]" in line]
+    return errors[0] if errors else "nbgrader could not grade it"
+
+def note_missing_graded_cells(root: Path, student: str, assignment: str) -> None:
+    """nbgrader scores a deleted graded cell 0 without a word in the feedback: add the word."""
+    graded = root / "autograded" / student / assignment / f"{assignment}.ipynb"
+    feedback = root / "feedback" / student / assignment / f"{assignment}.html"
+    if not graded.exists() or not feedback.exists():
+        return
+    missing = [g for g in grade_ids(root / "source" / assignment / f"{assignment}.ipynb") if g not in grade_ids(graded)]
+    if missing:
+        note = (f"<div style='border:2px solid #c00;padding:1em;margin:1em'><b>Graded cells missing from your "
+                f"notebook (deleted?), 0 points each: {html.escape(', '.join(missing))}.</b> Graded cells are "
+                f"locked: keep them, they run the checks on your code.</div>")
+        text = feedback.read_text()
+        feedback.write_text(text.replace("<body>", "<body>" + note, 1) if "<body>" in text else note + text)
+
+def write_failure_feedback(root: Path, student: str, assignment: str, why: str) -> None:
+    folder = root / "feedback" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{assignment}.html").write_text(
+        f"<html><body><h1>{assignment}: not graded</h1><p>Your submission could not be graded: "
+        f"<b>{html.escape(why)}</b></p><p>Every graded cell scores 0. Hand in the assignment's folder as you "
+        f"received it, with its notebook (<code>{assignment}.ipynb</code>) and your stage modules.</p>"
+        f"</body></html>\n")
+
+def print_table(scores: dict, failed: dict, stages: list[Stage]) -> None:
+    students = sorted({student for student, _ in scores})
+    print("\n| student | " + " | ".join(f"stage {s.number}" for s in stages) + " |")
+    print("| --- |" + " --- |" * len(stages))
+    for student in students:
+        cells = []
+        for stage in stages:
+            key = (student, f"stage_{stage.number}")
+            if not_graded_yet(failed.get(key)):
+                cells.append("not graded yet (machine overloaded)")
+                continue
+            score, full = scores.get(key, (0.0, 0.0))
+            cells.append(f"{score:g}/{full:g}" + (f" (not graded: {failed[key]})" if key in failed else ""))
+        print(f"| {student} | " + " | ".join(cells) + " |")

@@ -1,0 +1,67 @@
+"""The course folder as nbgrader lays it out: its assignments, its students, its configuration."""
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.stages import Stage, get_stage
+
+COURSE_ID = "lil-transformy"
+
+
+def put_alembic_on_path() -> None:
+    """nbgrader's gradebook calls `alembic` by name: this environment's, also when it was not activated."""
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+VERDICTS = "verdicts"  # in the course folder: the judges' verdicts, <assignment>/<student>.json
+
+
+def course_stages(root: Path, asked: list[Stage] | None = None) -> list[Stage]:
+    """The stages the course in `root` was built for (its source/ assignments); `asked`, if given, must be among
+    them."""
+    built = sorted((get_stage(p.name.removeprefix("stage_")) for p in (root / "source").glob("stage_*")
+                    if (p / f"{p.name}.ipynb").exists()), key=lambda s: s.number)
+    if not built:
+        raise LilTransformyError(f"{root} holds no assignments in source/: build it with `lil-transformy course build "
+                                 f"{root}`")
+    missing = [s.number for s in asked or [] if s not in built]
+    if missing:
+        raise LilTransformyError(f"this course was built for stages {', '.join(s.number for s in built)}, not "
+                                 f"{', '.join(missing)}: leave --stages out to grade them all, or choose among them")
+    return asked or built
+
+
+def course_root(root: Path) -> Path:
+    put_alembic_on_path()
+    root = root.resolve()
+    if not (root / "nbgrader_config.py").exists():
+        raise LilTransformyError(f"{root} is not a course folder: make one with `lil-transformy course build {root}`")
+    return root
+
+
+def submitted_students(root: Path) -> list[str]:
+    """Every student with a folder in submitted/, sorted."""
+    submitted = root / "submitted"
+    return sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.exists() else []
+
+
+def nbgrader_config(root: Path):
+    """The course's nbgrader_config.py, as nbgrader reads it."""
+    from traitlets.config.loader import PyFileConfigLoader
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def graded_groups_in_source(root: Path, stage: Stage) -> list[str]:
+    """The graded groups of a stage's assignment, read from its source notebook."""
+    path = root / "source" / f"stage_{stage.number}" / f"stage_{stage.number}.ipynb"
+    return [grade_id.removeprefix(f"stage_{stage.number}_") for grade_id in grade_ids(path)]
+
+
+def grade_ids(path: Path) -> list[str]:
+    notebook = nbformat.read(path, as_version=4)
+    return [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")]
