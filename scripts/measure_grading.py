@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from lil_transformy import course
+from lil_transformy.course import autograde, gradebook
 from lil_transformy.grading.judge import run_checks
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import DETOURS, STAGES, get_stage
@@ -86,11 +87,11 @@ def side_by_side(tmp: Path, students: int, rounds: int) -> list[dict]:
 def recording_seconds(tmp: Path) -> float:
     """Seconds to record one stage-03 submission whose verdict is saved (the last side-by-side run's)."""
     root = sorted(tmp.glob("round*_jobs2"))[-1]
-    api = course.gradebook_api(root, None, True, 1)
+    api = gradebook.gradebook_api(root, None, True, 1)
     students = sorted(p.name for p in (root / "submitted").iterdir())
     start = time.perf_counter()
     for student in students:
-        assert course.record(api, root, student, "stage_03") is None
+        assert autograde.record(api, root, student, "stage_03") is None
     return (time.perf_counter() - start) / len(students)
 
 

@@ -21,6 +21,8 @@ import pytest
 
 from lil_transformy import course
 from lil_transformy.authoring.mutants import apply, read_patches
+from lil_transformy.course import gradebook
+from lil_transformy.course.folder import COURSE_ID, VERDICTS
 from lil_transformy.grading.sandbox import bwrap
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage
@@ -76,8 +78,8 @@ def feedback(root: Path) -> dict[str, str]:
 def gradebook_rows(root: Path, db: str | None = None) -> list[tuple[str, str, float]]:
     """(student, assignment, score) of every submission row in the gradebook, duplicates included."""
     from nbgrader.api import Gradebook
-    with Gradebook(course.gradebook_url(root, db), course.COURSE_ID) as gradebook:
-        return sorted((s.student.id, s.assignment.name, s.score) for a in gradebook.assignments
+    with Gradebook(gradebook.gradebook_url(root, db), COURSE_ID) as book:
+        return sorted((s.student.id, s.assignment.name, s.score) for a in book.assignments
                       for s in a.submissions)
 
 
@@ -123,7 +125,7 @@ def test_jobs_2_grades_exactly_as_jobs_1(class_03, tmp_path):
 
 def test_a_grading_run_killed_half_way_then_run_again_grades_every_student_once(class_03, tmp_path):
     root = copy_course(class_03, tmp_path / "course")
-    verdicts = root / course.VERDICTS / "stage_03"
+    verdicts = root / VERDICTS / "stage_03"
     run = lil_transformy("course", "grade", str(root), "--stages", "03", "--jobs", "2", start_new_session=True)
     deadline = time.monotonic() + 600
     while not (root / "feedback" / "bo" / "stage_03").exists():  # the stub's verdict comes first, and is recorded
@@ -172,7 +174,7 @@ def test_two_graders_share_a_postgresql_gradebook(postgres, tmp_path):
 
     configured = tmp_path / "configured" / "course"  # `course build --db` puts the URL in nbgrader_config.py
     course.build(configured, [STAGE_00], db=postgres)
-    assert course.gradebook_url(configured) == postgres and not (configured / "gradebook.db").exists()
+    assert gradebook.gradebook_url(configured) == postgres and not (configured / "gradebook.db").exists()
 
 
 def test_graders_starting_together_on_a_new_postgresql_gradebook_all_open_it(postgres):
@@ -182,8 +184,8 @@ def test_graders_starting_together_on_a_new_postgresql_gradebook_all_open_it(pos
 
     def open_it(_):
         start.wait()
-        with course.open_gradebook(postgres) as gradebook:
-            return len(gradebook.students)
+        with gradebook.open_gradebook(postgres) as book:
+            return len(book.students)
 
     with ThreadPoolExecutor(graders) as pool:
         assert list(pool.map(open_it, range(graders))) == [0] * graders

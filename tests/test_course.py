@@ -11,6 +11,7 @@ import pytest
 
 from lil_transformy import course
 from lil_transformy.authoring.exercises import expected_exercises
+from lil_transformy.course import release
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage
 
@@ -35,11 +36,11 @@ def test_a_later_stage_ships_no_solution_code_unless_asked(tmp_path, capsys):
     """Stage 09 builds on 01, 02, 04, 07, 08: they travel as stubs; --with-earlier-solutions ships the reference."""
     stage = get_stage("09")
     stubs = expected_exercises()
-    shipped = course.write_source(tmp_path / "plain", stage, ["shapes"], with_earlier_solutions=False)
+    shipped = release.write_source(tmp_path / "plain", stage, ["shapes"], with_earlier_solutions=False)
     assert shipped == []
     for module in course.stage_modules(stage):
         assert (tmp_path / "plain" / module).read_text() == stubs[module], module
-    shipped = course.write_source(tmp_path / "with", stage, ["shapes"], with_earlier_solutions=True)
+    shipped = release.write_source(tmp_path / "with", stage, ["shapes"], with_earlier_solutions=True)
     assert f"{stage.module}.py" not in shipped and len(shipped) == len(course.stage_modules(stage)) - 1
     assert (tmp_path / "with" / f"{stage.module}.py").read_text() == stubs[f"{stage.module}.py"]
 

@@ -17,6 +17,7 @@ import pytest
 
 from lil_transformy import course
 from lil_transformy.authoring.exercises import expected_exercises
+from lil_transformy.course import release
 from lil_transformy.grading.sandbox import bwrap
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage
@@ -135,7 +136,7 @@ def graded(tmp_path_factory, listener):
     (root / "submitted" / "hands_in_nothing").mkdir()  # a student folder without the assignment
     expected["hands_in_nothing", "stage_00"] = 0
 
-    solved = {f"{m}.py": reference(f"{m}.py") for m in course.stage_dependencies(STAGE_04)}
+    solved = {f"{m}.py": reference(f"{m}.py") for m in release.stage_dependencies(STAGE_04)}
     module04 = f"{STAGE_04.module}.py"
     submit(root, "honest", STAGE_04, {**solved, module04: reference(module04)})
     expected["honest", "stage_04"] = 6

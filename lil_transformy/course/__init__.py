@@ -1,12 +1,12 @@
 """The course wing, for instructors: build an nbgrader course from the stages, grade a class, export grades.
 
-build.py makes the course folder and releases; autograde.py grades a class through nbgrader (the
+release.py builds the course folder and its releases; autograde.py grades a class through nbgrader (the
 verdicts come from lil_transformy.grading.judge); gradebook.py talks to nbgrader's gradebook; feedback.py
 writes what instructors and students read; demo.py proves it end to end.
 """
 from lil_transformy.course.autograde import grade_class
-from lil_transformy.course.build import build, stage_modules
 from lil_transformy.course.demo import demo, submit
 from lil_transformy.course.gradebook import export
+from lil_transformy.course.release import build, stage_modules
 
 __all__ = ["build", "demo", "export", "grade_class", "stage_modules", "submit"]

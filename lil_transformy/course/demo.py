@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lil_transformy.authoring.mutants import apply, read_patches
 from lil_transformy.course.autograde import grade_class
-from lil_transformy.course.build import build, stage_modules
+from lil_transformy.course.release import build, stage_modules
 from lil_transformy.grading.judge import GROUPS
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import Stage, get_stage
