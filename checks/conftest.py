@@ -24,8 +24,10 @@ from lil_transformy.grading.limits import (
     TRAINING_WALL_SECONDS,
 )
 from lil_transformy.grading.remote import Remote, StudentCodeError
-from lil_transformy.paths import REFERENCE_COMMAND
-from lil_transformy.stages import get_stage, implementation_folder, load_stage_module
+from lil_transformy.ladder import reference_report
+from lil_transformy.paths import EVOLUTION_REPORT, REFERENCE_COMMAND
+from lil_transformy.runner import NOT_YOUR_CODE
+from lil_transformy.stages import get_stage, implementation_folder, load_stage_module, stage_of_assignment
 from lil_transformy.train import SHARED
 
 
@@ -56,7 +58,7 @@ MARKERS = {
 
 
 def stage_number(request) -> str:
-    return request.path.parent.name.removeprefix("stage_")
+    return stage_of_assignment(request.path.parent.name).number
 
 
 @pytest.fixture
@@ -182,15 +184,15 @@ def token_data():
     try:
         return load_token_data()
     except LilTransformyError as error:
-        pytest.fail(checking.NOT_YOUR_CODE + str(error), pytrace=False)
+        pytest.fail(NOT_YOUR_CODE + str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def reference():
-    if not checking.EVOLUTION_REPORT.exists():
-        pytest.fail(f"{checking.NOT_YOUR_CODE}{checking.EVOLUTION_REPORT} is missing: "
+    if not EVOLUTION_REPORT.exists():
+        pytest.fail(f"{NOT_YOUR_CODE}{EVOLUTION_REPORT} is missing: "
                     f"run `{REFERENCE_COMMAND}`", pytrace=False)
-    return checking.reference_report()
+    return reference_report()
 
 
 def pytest_collection_modifyitems(items):

@@ -16,14 +16,14 @@ from lil_transformy.grading.checking import (
     expect_shape,
     first_future_leak_by_perturbation,
     random_tokens,
-    reference_loss,
     remember_loss,
     student_code,
 )
 from lil_transformy.grading.limits import TRAINING_WALL_SECONDS
 from lil_transformy.grading.probes import logits, train_with_the_shared_budget
 from lil_transformy.grading.remote import StudentCodeError, run_probe
-from lil_transformy.stages import DETOURS, STAGES, get_stage, implementation_folder
+from lil_transformy.ladder import reference_loss
+from lil_transformy.stages import get_stage, implementation_folder, stage_of_assignment
 from lil_transformy.train import SHARED, evaluate, pick_device
 
 from .attention_checks import attention_diagnosis
@@ -57,7 +57,7 @@ LOSS_SLACK_OFF_CPU = 0.01
 
 
 def stage_of(request) -> str:
-    return request.path.parent.name.removeprefix("stage_")
+    return stage_of_assignment(request.path.parent.name).number
 
 
 def build(Model, cfg):
@@ -168,9 +168,7 @@ def ladder_goal(number: str, reference: dict):
                 f"about stage 01's loss {ref01:.3f} (within {POSITIONS_ADD_NOTHING_TOLERANCE}): positions under an "
                 f"average add (almost) nothing",
                 "positions are added to every token vector before causal_average, exactly as in stage 01")
-    stage = get_stage(number)
-    # a detour (03b) branches off the ladder stage its number starts with; a ladder stage follows the one before
-    previous = get_stage(number[:2]) if stage in DETOURS else STAGES[STAGES.index(stage) - 1]
+    previous = get_stage(get_stage(number).previous)
     target, _ = reference_loss(reference, previous.number)
     device = pick_device(SHARED.device)
     slack = 0.0 if device.type == "cpu" else LOSS_SLACK_OFF_CPU

@@ -155,7 +155,7 @@ def run_check(args) -> int:
 
     stage = get_stage(args.stage)
     impl = args.impl or ("." if (Path.cwd() / f"{stage.module}.py").exists() else "exercises")
-    return int(pytest.main([str(CHECKS / f"stage_{stage.number}"), f"--impl={impl}", f"--rootdir={CHECKS.parent}",
+    return int(pytest.main([str(CHECKS / stage.assignment), f"--impl={impl}", f"--rootdir={CHECKS.parent}",
                             "-p", "no:cacheprovider", *(["-m", "not training"] if args.fast else [])]))
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from lil_transformy.ladder import LADDER_GAP_SIGMAS, LADDER_WORST_MARGIN, rung
 from lil_transformy.plots import evolution_figure
 from lil_transformy.sampling import sample_text
-from lil_transformy.stages import DETOURS, STAGES, Stage, get_stage, model_class
+from lil_transformy.stages import Stage, get_stage, model_class
 from lil_transformy.tokens import TokenData, load_token_data
 from lil_transformy.train import SHARED, Config, config_dict, pick_device, train
 
@@ -108,27 +109,17 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines + ["", *ladder_table(report)]) + "\n"
 
 
-LADDER_GAP_SIGMAS, LADDER_WORST_MARGIN = 3, 0.03  # how strong a rung must be: the issue's goal for the shared budget
-
-
 def ladder_table(report: dict) -> list[str]:
     """Per transition: how far each stage lands below the one before, against its seed-to-seed spread."""
-    stages = report["stages"]
+    losses = {number: entry["val_loss"] for number, entry in report["stages"].items()}
     lines = [f"The ladder: gap = previous stage's mean - this stage's mean; sd = this stage's seed-to-seed "
              f"standard deviation; worst margin = previous mean - this stage's worst seed (what the loss check "
              f"compares, seed by seed). A rung holds with room when gap >= {LADDER_GAP_SIGMAS} sd and "
              f"worst margin >= {LADDER_WORST_MARGIN}.", "",
              "| transition | gap | sd | gap / sd | worst margin | holds with room |", "| --- | --- | --- | --- | --- | --- |"]
-    for number, entry in stages.items():
-        stage = get_stage(number)
-        previous = number[:2] if stage in DETOURS else (STAGES[STAGES.index(stage) - 1].number
-                                                         if STAGES.index(stage) else None)
-        if previous not in stages or number in ("01", "02"):
-            continue
-        before, losses = statistics.fmean(stages[previous]["val_loss"]), entry["val_loss"]
-        gap, worst = before - statistics.fmean(losses), before - max(losses)
-        sd = statistics.stdev(losses) if len(losses) > 1 else float("nan")
-        holds = gap >= LADDER_GAP_SIGMAS * sd and worst >= LADDER_WORST_MARGIN
-        lines.append(f"| {previous} → {number} | {gap:+.3f} | {sd:.4f} | {gap / sd:.1f} | {worst:+.3f} | "
-                     f"{'yes' if holds else '**no**'} |")
+    for number in losses:
+        step = rung(losses, get_stage(number))
+        if step is not None:
+            lines.append(f"| {step.below} → {number} | {step.gap:+.3f} | {step.sd:.4f} | {step.gap / step.sd:.1f} | "
+                         f"{step.worst:+.3f} | {'yes' if step.score >= 1 else '**no**'} |")
     return lines

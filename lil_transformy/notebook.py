@@ -14,10 +14,11 @@ import torch
 from lil_transformy import stages
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.evolve import PROMPT
-from lil_transformy.grading.checking import EVOLUTION_REPORT, reference_report, word_order_pair
+from lil_transformy.ladder import reference_report
+from lil_transformy.paths import EVOLUTION_REPORT
 from lil_transformy.plots import attention_heatmaps
 from lil_transformy.sampling import sample_text
-from lil_transformy.tokens import TokenData
+from lil_transformy.tokens import TokenData, word_order_pair
 from lil_transformy.train import PROBE_TOKENS, SHARED, Config, TrainResult, config_dict, train
 
 QUICK_ENV = "LIL_TRANSFORMY_QUICK"  # "1": a short run, for CI and a first look on a laptop; a number > 1: that many steps

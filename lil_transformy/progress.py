@@ -1,15 +1,10 @@
 """`lil-transformy progress`: a student's view of the whole course on one screen."""
 import json
 import statistics
-import subprocess
-import sys
-import tempfile
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from lil_transformy.grading.checking import EVOLUTION_REPORT, NOT_YOUR_CODE
-from lil_transformy.paths import REPO_ROOT
+from lil_transformy.paths import CHECKS, EVOLUTION_REPORT, REPO_ROOT
+from lil_transformy.runner import NOT_YOUR_CODE, run_pytest
 from lil_transformy.stages import DETOURS, STAGES
 
 STUDENT_LOSSES = REPO_ROOT / "runs" / "my-losses.json"  # written by `lil-transformy train`
@@ -39,23 +34,17 @@ def record_loss(stage: str, loss: float) -> None:
 
 
 def fast_check_results(impl: str) -> dict[str, StageChecks]:
-    """Stage number -> its fast checks, from one pytest run. Skipped or errored counts as not passed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.xml"
-        subprocess.run([sys.executable, "-m", "pytest", "checks", f"--impl={impl}", "-m", "not training", "-q",
-                        "-p", "no:cacheprovider", f"--junitxml={report}"], cwd=REPO_ROOT, capture_output=True,
-                       timeout=300)
-        cases = list(ET.parse(report).getroot().iter("testcase")) if report.exists() else []
+    """Stage number -> its fast checks, from one pytest run (runner.py: skipped or errored is not passed)."""
+    outcomes, _ = run_pytest(str(CHECKS), f"--impl={impl}", "-m", "not training", "-q", timeout=300)
     results = {}
-    for case in cases:
-        number = case.get("classname").split(".")[1].removeprefix("stage_")  # checks.stage_04.test_attention
-        stage = results.setdefault(number, StageChecks())
-        problems = [child for child in case if child.tag in ("failure", "error", "skipped")]
-        messages = [child.get("message") or child.text or "" for child in problems]
-        setup = [m.split(NOT_YOUR_CODE, 1)[1].strip().splitlines()[0].strip('"') for m in messages if NOT_YOUR_CODE in m]
-        stage.setup_problems.update(setup)
-        stage.total += not setup  # a check that could not run is not counted against the student
-        stage.passed += not problems
+    for check in outcomes:
+        stage = results.setdefault(check.stage, StageChecks())
+        setup = check.problem.split(NOT_YOUR_CODE, 1)[1].strip().splitlines()[0] if NOT_YOUR_CODE in (
+            check.problem or "") else None
+        if setup:  # a check that could not run is not counted against the student
+            stage.setup_problems.add(setup)
+        stage.total += not setup
+        stage.passed += check.passed
     return results
 
 

@@ -23,6 +23,20 @@ class Stage:
     model: str | None  # the language model class the stage defines; None for data prep
     title: str
 
+    @property
+    def assignment(self) -> str:
+        """Its folder and nbgrader assignment: checks/stage_NN, release/stage_NN."""
+        return f"stage_{self.number}"
+
+    @property
+    def previous(self) -> str | None:
+        """The stage whose loss this one must beat: the one before on the ladder (a detour: the ladder stage it
+        branches off). None below 02: stage 01 beats the unigram, and 02 matches 01 (positions under an average
+        add nothing)."""
+        if self in DETOURS:
+            return self.number[:2]
+        return STAGES[STAGES.index(self) - 1].number if self.number > "02" else None
+
 
 STAGES = [
     Stage("00", "stage_00_data", None, "data prep"),
@@ -38,6 +52,11 @@ STAGES = [
 ]
 # Side trips off the ladder: checked and in the notebooks, but not a rung the next stage must beat.
 DETOURS = [Stage("03b", "stage_03b_ngram", "NGramLM", "n-gram detour")]
+
+
+def stage_of_assignment(assignment: str) -> Stage:
+    """stage_NN -> its stage."""
+    return get_stage(assignment.removeprefix("stage_"))
 
 
 def get_stage(number: str) -> Stage:

@@ -51,3 +51,13 @@ def corpus_fingerprint(corpus: Corpus, coverage: float) -> str:
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, coverage, tokenizer.SHA256,
                                         corpus.train, corpus.heldout]).encode())
     return digest.hexdigest()[:16]
+
+
+# The same words in another order, ending on the same token: only word order tells them apart.
+WORD_ORDER_PAIR = ("The girl saw the dog.", "The dog saw the girl.")
+
+
+def word_order_pair(vocab) -> tuple[torch.Tensor, torch.Tensor]:
+    """WORD_ORDER_PAIR as two (1, seq) id tensors."""
+    a, b = (torch.as_tensor(vocab.encode(text)).unsqueeze(0) for text in WORD_ORDER_PAIR)
+    return a, b

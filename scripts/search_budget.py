@@ -31,7 +31,8 @@ import optuna
 import torch
 
 from lil_transformy.evolve import evolve
-from lil_transformy.stages import model_class, parse_stages
+from lil_transformy.ladder import LADDER_GAP_SIGMAS, LADDER_WORST_MARGIN, rung
+from lil_transformy.stages import get_stage, model_class, parse_stages
 from lil_transformy.tokens import load_token_data
 from lil_transformy.train import SHARED, Config, train
 
@@ -42,7 +43,7 @@ STUDY = "ladder-budget"
 LADDER = ["03", "04", "05", "06", "07", "08", "09"]
 SEEDS = [0, 1, 2]
 BUDGET_S, REF_MS, REF_WORK = 30.0, 22.0, 32 * 32 * 64
-WORST_GAP, SD_FLOOR, PRUNE_GAP = 0.03, 0.003, 0.02
+PRUNE_GAP = 0.02  # nats: a seed-0 gap below this ends the trial early
 
 
 def predicted_seconds(cfg: Config) -> float:
@@ -70,17 +71,14 @@ def suggest_config(trial: optuna.Trial) -> Config:
 
 
 def transitions(losses: dict[str, list[float]]) -> list[dict]:
-    """Gap, sigma, worst margin and score of each transition whose two stages have every seed."""
+    """Gap, sigma, worst margin and score of each transition whose two stages have every seed (ladder.py)."""
     rows = []
     for p, s in zip(LADDER, LADDER[1:]):
         if len(losses.get(s, [])) < 2 or len(losses[p]) != len(losses[s]):
             continue
-        mean_p, mean_s = statistics.fmean(losses[p]), statistics.fmean(losses[s])
-        sd = statistics.stdev(losses[s])
-        z = (mean_p - mean_s) / (3 * max(sd, SD_FLOOR))
-        w = (mean_p - max(losses[s])) / WORST_GAP
-        rows.append({"t": f"{p}->{s}", "gap": mean_p - mean_s, "sd": sd, "worst": mean_p - max(losses[s]),
-                     "z": z, "w": w, "score": min(z, w)})
+        step = rung(losses, get_stage(s))
+        rows.append({"t": f"{p}->{s}", "gap": step.gap, "sd": step.sd, "worst": step.worst,
+                     "z": step.sigmas / LADDER_GAP_SIGMAS, "w": step.worst / LADDER_WORST_MARGIN, "score": step.score})
     return rows
 
 
@@ -101,7 +99,7 @@ def objective(trial: optuna.Trial, data) -> float:
             gap = losses[previous][-1] - losses[number][-1]  # within this seed
             checked += 1
             if gap < PRUNE_GAP:
-                score = gap / WORST_GAP - 1  # below 0, worse the smaller the gap
+                score = gap / LADDER_WORST_MARGIN - 1  # below 0, worse the smaller the gap
                 trial.set_user_attr("pruned_at", f"seed {seed} {previous}->{number} gap {gap:.3f}")
                 trial.report(score, checked)
                 raise optuna.TrialPruned()
@@ -117,7 +115,7 @@ def write_table(study: optuna.Study) -> None:
              "Mean held-out loss over the seeds run (seed 0 first; pruned trials stop at the first seed-0 "
              f"transition with a gap under {PRUNE_GAP}). worst margin = min over transitions of "
              "(previous mean - this stage's worst seed), nats. score = min over transitions of "
-             f"min(gap / 3 sd, worst margin / {WORST_GAP}); >= 1 meets the goal. pred. s = stage 09 seconds "
+             f"min(gap / 3 sd, worst margin / {LADDER_WORST_MARGIN}); >= 1 meets the goal. pred. s = stage 09 seconds "
              "predicted for an idle 2-core machine (22 ms/step at d 64, ctx 32, batch 32).", "",
              head, "|" + " --- |" * (head.count("|") - 1)]
     for t in study.trials:

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 
-from lil_transformy.grading.checking import reference_report
+from lil_transformy.ladder import reference_report
 from lil_transformy.paths import REFERENCE_COMMAND, REFERENCE_SEEDS, REPO_ROOT
 from lil_transformy.stages import STAGES, model_class
 from lil_transformy.train import SHARED, config_dict, train

@@ -3,9 +3,10 @@ from dataclasses import replace
 
 import torch
 
-from lil_transformy.grading.checking import WORD_ORDER_PAIR, expect, expect_shape, student_code, word_order_pair
+from lil_transformy.grading.checking import expect, expect_shape, student_code
 from lil_transformy.grading.probes import set_parameters
 from lil_transformy.grading.remote import run_probe
+from lil_transformy.tokens import WORD_ORDER_PAIR, word_order_pair
 from lil_transformy.train import SHARED
 
 from ..model_checks import (  # noqa: F401

@@ -3,7 +3,8 @@ from dataclasses import replace
 
 import torch
 
-from lil_transformy.grading.checking import WORD_ORDER_PAIR, expect, student_code, word_order_pair
+from lil_transformy.grading.checking import expect, student_code
+from lil_transformy.tokens import WORD_ORDER_PAIR, word_order_pair
 from lil_transformy.train import SHARED
 
 from ..model_checks import (  # noqa: F401

@@ -13,17 +13,14 @@ applied to a copy of solutions/. A mutant also names the check group that must c
 The patched copy is graded through the same --impl path a student's folder is.
 """
 import shutil
-import subprocess
-import sys
 import time
-import xml.etree.ElementTree as ET
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
-
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.paths import REPO_ROOT
+from lil_transformy.runner import run_pytest
 from lil_transformy.stages import get_stage
 
 
@@ -67,19 +64,14 @@ def apply(patch: Patch, target: Path) -> Path:
     return target
 
 
-def grade(patch: Patch, workdir: Path, training: bool) -> Outcome:
+def check_patch(patch: Patch, workdir: Path, training: bool) -> Outcome:
     """Run the stage's checks against the patched copy, as `pytest checks/stage_NN --impl <copy>`."""
     impl = apply(patch, workdir / patch.name)
-    report = workdir / f"{patch.name}.xml"
-    command = [sys.executable, "-m", "pytest", f"checks/stage_{patch.stage}", f"--impl={impl}", "-q",
-               "-p", "no:cacheprovider", f"--junitxml={report}"] + ([] if training else ["-m", "not training"])
     start = time.perf_counter()
-    subprocess.run(command, cwd=REPO_ROOT, capture_output=True, timeout=900)
-    cases = list(ET.parse(report).getroot().iter("testcase")) if report.exists() else []
-    failed, passed = ([], []) if cases else (["no checks ran"], [])
-    for case in cases:  # a skipped check did not pass
-        (failed if any(child.tag in ("failure", "error", "skipped") for child in case) else passed).append(case.get("name"))
-    return Outcome(patch, failed, passed, time.perf_counter() - start)
+    outcomes, _ = run_pytest(f"checks/stage_{patch.stage}", f"--impl={impl}", "-q",
+                             *([] if training else ["-m", "not training"]), timeout=900)
+    failed = [check.name for check in outcomes if not check.passed] if outcomes else ["no checks ran"]
+    return Outcome(patch, failed, [check.name for check in outcomes if check.passed], time.perf_counter() - start)
 
 
 def run_suite(kind: str, only: str | None = None) -> int:
@@ -95,8 +87,8 @@ def run_suite(kind: str, only: str | None = None) -> int:
     with tempfile.TemporaryDirectory() as workdir:
         for patch in tqdm(patches, desc=kind, unit=kind[:-1]):
             training = kind == "variants" or "loss" in (patch.caught_by or "")
-            outcome = grade(patch, Path(workdir), training)
-            verdict = judge(outcome) if kind == "mutants" else ("passes" if not outcome.failed else "FAILS")
+            outcome = check_patch(patch, Path(workdir), training)
+            verdict = caught_or_not(outcome) if kind == "mutants" else ("passes" if not outcome.failed else "FAILS")
             bad += verdict not in ("caught", "passes")
             shown = ", ".join(outcome.failed) if kind == "mutants" else ", ".join(outcome.failed) or "all checks pass"
             rows.append(f"| {patch.name} | {patch.stage} | {patch.about} | {verdict} | {shown} | {outcome.seconds:.0f} |")
@@ -107,7 +99,7 @@ def run_suite(kind: str, only: str | None = None) -> int:
     return 1 if bad else 0
 
 
-def judge(outcome: Outcome) -> str:
+def caught_or_not(outcome: Outcome) -> str:
     if not outcome.failed:
         return "SURVIVED"
     if not any(outcome.patch.caught_by in name for name in outcome.failed):

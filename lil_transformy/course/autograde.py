@@ -24,7 +24,7 @@ from lil_transformy.course.gradebook import export, gradebook_api, gradebook_url
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.judge import judged, not_graded_yet
 from lil_transformy.grading.sandbox import require_bwrap
-from lil_transformy.stages import Stage
+from lil_transformy.stages import Stage, stage_of_assignment
 
 
 def grade_class(root: Path, stages: list[Stage] | None = None, sandboxed: bool = True, jobs: int = 1,
@@ -54,7 +54,7 @@ def grade_class(root: Path, stages: list[Stage] | None = None, sandboxed: bool =
     register_assignments(api, stages)
     submitted = root / "submitted"
     students = [s for s in submitted_students(root) if shard is None or in_shard(s, *shard)]
-    work = [(s, f"stage_{stage.number}") for stage in stages for s in students]
+    work = [(s, stage.assignment) for stage in stages for s in students]
     failed = {key: "nothing was submitted for this assignment" for key in work
               if not (submitted / key[0] / key[1]).is_dir()}
     work = [key for key in work if key not in failed]
@@ -63,7 +63,7 @@ def grade_class(root: Path, stages: list[Stage] | None = None, sandboxed: bool =
           + (f" (share {shard[0]} of {shard[1]})" if shard else "")
           + f", {jobs} at a time with {threads} CPU thread{'s' * (threads > 1)} each", flush=True)
     with ThreadPoolExecutor(jobs) as pool, tqdm(total=len(work), desc="graded", unit="submission") as bar:
-        judging = {pool.submit(judged, assignment.removeprefix("stage_"), submitted / student / assignment,
+        judging = {pool.submit(judged, stage_of_assignment(assignment).number, submitted / student / assignment,
                                root / VERDICTS / assignment / f"{student}.json", "sandbox" if sandboxed else "process",
                                threads): (student, assignment) for student, assignment in work}
         try:

@@ -9,7 +9,7 @@ from lil_transformy.course.autograde import grade_class
 from lil_transformy.course.release import build, stage_modules
 from lil_transformy.grading.judge import GROUPS
 from lil_transformy.paths import REPO_ROOT
-from lil_transformy.stages import Stage, get_stage
+from lil_transformy.stages import Stage, stage_of_assignment
 
 BROKEN_ATTENTION = "no_causal_mask"  # mutants/no_causal_mask.toml: the `broken` student's stage 04
 
@@ -17,8 +17,8 @@ STUDENTS = ("reference", "stub", "broken")
 
 def submit(root: Path, student: str, stage: Stage) -> Path:
     """A copy of the release as `student`'s submission; `reference` and `broken` bring their own modules."""
-    folder = root / "submitted" / student / f"stage_{stage.number}"
-    shutil.copytree(root / "release" / f"stage_{stage.number}", folder)
+    folder = root / "submitted" / student / stage.assignment
+    shutil.copytree(root / "release" / stage.assignment, folder)
     if student in ("reference", "broken"):  # their own solution of this stage and of the ones before
         for module in stage_modules(stage):
             shutil.copy(REPO_ROOT / "solutions" / module, folder)
@@ -45,8 +45,8 @@ def demo(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1,
             submit(root, student, stage)
     scores, _ = grade_class(root, stages, sandboxed, jobs)
     wrong = {key: want for key in scores
-             if (want := expected_score(key[0], get_stage(key[1].removeprefix("stage_")),
-                                        groups[key[1].removeprefix("stage_")])) != scores[key][0]}
+             if (want := expected_score(key[0], stage_of_assignment(key[1]),
+                                        groups[stage_of_assignment(key[1]).number])) != scores[key][0]}
     for (student, assignment), want in wrong.items():
         print(f"NOT as expected: {student} got {scores[student, assignment][0]:g} in {assignment}, expected {want:g}")
     if not wrong:

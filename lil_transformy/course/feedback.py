@@ -43,7 +43,7 @@ def print_table(scores: dict, failed: dict, stages: list[Stage]) -> None:
     for student in students:
         cells = []
         for stage in stages:
-            key = (student, f"stage_{stage.number}")
+            key = (student, stage.assignment)
             if not_graded_yet(failed.get(key)):
                 cells.append("not graded yet (machine overloaded)")
                 continue

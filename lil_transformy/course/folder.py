@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.stages import Stage, get_stage
+from lil_transformy.stages import Stage, stage_of_assignment
 
 COURSE_ID = "lil-transformy"
 
@@ -24,7 +24,7 @@ VERDICTS = "verdicts"  # in the course folder: the judges' verdicts, <assignment
 def course_stages(root: Path, asked: list[Stage] | None = None) -> list[Stage]:
     """The stages the course in `root` was built for (its source/ assignments); `asked`, if given, must be among
     them."""
-    built = sorted((get_stage(p.name.removeprefix("stage_")) for p in (root / "source").glob("stage_*")
+    built = sorted((stage_of_assignment(p.name) for p in (root / "source").glob("stage_*")
                     if (p / f"{p.name}.ipynb").exists()), key=lambda s: s.number)
     if not built:
         raise LilTransformyError(f"{root} holds no assignments in source/: build it with `lil-transformy course build "
@@ -58,7 +58,7 @@ def nbgrader_config(root: Path):
 
 def graded_groups_in_source(root: Path, stage: Stage) -> list[str]:
     """The graded groups of a stage's assignment, read from its source notebook."""
-    path = root / "source" / f"stage_{stage.number}" / f"stage_{stage.number}.ipynb"
+    path = root / "source" / stage.assignment / f"stage_{stage.number}.ipynb"
     return [grade_id.removeprefix(f"stage_{stage.number}_") for grade_id in grade_ids(path)]
 
 

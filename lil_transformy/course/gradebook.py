@@ -59,7 +59,7 @@ def register_assignments(api, stages: list[Stage]) -> None:
     """A gradebook given with --db may not know the assignments yet: generate them into it (once, whoever is first)."""
     from nbgrader.api import MissingEntry
     for stage in stages:
-        assignment = f"stage_{stage.number}"
+        assignment = stage.assignment
         for attempt in range(3):  # another machine may be registering it at the same moment
             with open_gradebook(api.coursedir.db_url) as gradebook:
                 try:
@@ -86,7 +86,7 @@ def export(root: Path, stages: list[Stage] | None = None, db: str | None = None,
         CsvExportPlugin(to=str(root / "grades.csv")).export(gradebook)
     if students is None:
         students = submitted_students(root)
-    points = {f"stage_{s.number}": float(sum(GROUPS[g].points for g in graded_groups_in_source(root, s)))
+    points = {s.assignment: float(sum(GROUPS[g].points for g in graded_groups_in_source(root, s)))
               for s in stages}
     return complete_grades(root / "grades.csv", students, points, set(postponed or ()))
 

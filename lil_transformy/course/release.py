@@ -28,7 +28,7 @@ from lil_transformy.course.folder import COURSE_ID, put_alembic_on_path
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.judge import GROUPS, SCORING_RULE
 from lil_transformy.paths import CHECKS, DATA_ENV, EVOLUTION_REPORT, REPO_ROOT, cache_dir
-from lil_transformy.stages import Stage
+from lil_transformy.stages import Stage, stage_of_assignment
 
 CONFIG = '''"""nbgrader configuration of the Lil Transformy course (written by `lil-transformy course build`)."""
 import os
@@ -75,13 +75,13 @@ def graded_groups(stages: list[Stage]) -> dict[str, list[str]]:
 
         def pytest_collection_finish(self, session):
             for item in session.items:
-                number = item.path.parent.name.removeprefix("stage_")
+                number = stage_of_assignment(item.path.parent.name).number
                 for group, spec in GROUPS.items():
                     if item.get_closest_marker(spec.marker):
                         self.groups.setdefault(number, set()).add(group)
 
     collector = Collector()
-    paths = [str(REPO_ROOT / "checks" / f"stage_{s.number}") for s in stages]
+    paths = [str(CHECKS / s.assignment) for s in stages]
     with contextlib.redirect_stdout(io.StringIO()):  # the list of checks is not news
         code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", f"--rootdir={REPO_ROOT}",
                             "--impl=solutions", *paths], plugins=[collector])
@@ -166,16 +166,16 @@ def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False,
         db_line=f"c.CourseDirectory.db_url = {db!r}  # the gradebook, shared by every grading machine\n" if db else "",
         partial_line="c.GradeWithTheChecks.partial_credit = True  # a share of a group's points per passing check\n"
         if partial_credit else "",
-        exclude={f"stage_{stage.number}": stage_modules(stage) for stage in stages}))
+        exclude={stage.assignment: stage_modules(stage) for stage in stages}))
     build_wheel(root / "wheel")
     for stage in stages:
-        shipped = write_source(root / "source" / f"stage_{stage.number}", stage, groups[stage.number],
+        shipped = write_source(root / "source" / stage.assignment, stage, groups[stage.number],
                                with_earlier_solutions, partial_credit)
         if shipped:
             print(f"stage_{stage.number} ships the reference solution of: {', '.join(shipped)}")
-        nbgrader(root, "generate_assignment", f"stage_{stage.number}", "--force")
-        release = root / "release" / f"stage_{stage.number}"
-        if (release / f"{stage.module}.py").read_text() != (root / "source" / f"stage_{stage.number}" /
+        nbgrader(root, "generate_assignment", stage.assignment, "--force")
+        release = root / "release" / stage.assignment
+        if (release / f"{stage.module}.py").read_text() != (root / "source" / stage.assignment /
                                                           f"{stage.module}.py").read_text():
             raise LilTransformyError(f"the release of stage {stage.number} does not carry the stub module")
     return groups

@@ -6,7 +6,6 @@ failures the same way: what was expected, what was found, a hint.
 import json
 import os
 import re
-import statistics
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,14 +15,8 @@ import torch
 from lil_transformy.grading.limits import MachineOverloaded
 from lil_transformy.grading.probes import embedding_gradient_map, input_gradient_map, weight_effects
 from lil_transformy.grading.remote import ChildGone, StudentCodeError, run_probe
-from lil_transformy.paths import EVOLUTION_REPORT, cache_dir
+from lil_transformy.paths import cache_dir
 from lil_transformy.train import SHARED, pick_device
-
-# The same words in another order, ending on the same token: only word order tells them apart.
-WORD_ORDER_PAIR = ("The girl saw the dog.", "The dog saw the girl.")
-# Starts the message of a check that could not run for a reason outside the student's code (data,
-# tokenizer, reference report): `progress` reports it instead of counting it against the student.
-NOT_YOUR_CODE = "set-up problem, not your code: "
 
 
 def expect(ok: bool, expected: str, found: str, hint: str) -> None:
@@ -181,20 +174,3 @@ def remember_loss(number: str, folder: Path, loss: float) -> None:
     partial = path.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps({"key": loss_cache_key(number, folder), "loss": loss}))
     os.replace(partial, path)
-
-
-def reference_report() -> dict:
-    """reports/evolution.json, made by REFERENCE_COMMAND (paths.py)."""
-    return json.loads(EVOLUTION_REPORT.read_text())
-
-
-def reference_loss(report: dict, number: str) -> tuple[float, float]:
-    """(mean, seed-to-seed spread) of a stage's held-out loss in the reference report."""
-    losses = report["stages"][number]["val_loss"]
-    return statistics.fmean(losses), max(losses) - min(losses)
-
-
-def word_order_pair(vocab) -> tuple[torch.Tensor, torch.Tensor]:
-    """WORD_ORDER_PAIR as two (1, seq) id tensors."""
-    a, b = (torch.as_tensor(vocab.encode(text)).unsqueeze(0) for text in WORD_ORDER_PAIR)
-    return a, b

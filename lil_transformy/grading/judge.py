@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -35,6 +34,7 @@ from lil_transformy.grading.limits import (
 )
 from lil_transformy.grading.sandbox import die_with_parent
 from lil_transformy.paths import CACHE_ENV, CHECKS, DATA_ENV, DEVICE_ENV, EVOLUTION_REPORT, PACKAGE, cache_dir
+from lil_transformy.runner import read_report
 from lil_transformy.stages import DETOURS, STAGES, get_stage
 
 
@@ -222,21 +222,14 @@ def wait_for_judge(process: subprocess.Popen, budget: Budget) -> bytes:
 
 
 def read_outcomes(report: Path) -> Outcomes:
-    """Outcomes by group from pytest's JUnit XML (checks/conftest.py records each check's group).
+    """Outcomes by group from the judge's JUnit report (runner.py: skipped or errored is not passed).
 
     A pytest-timeout in the judge means the judge itself was starved (the student's code has its own, earlier
     limits, limits.py): the machine was overloaded, and the check says so."""
-    outcomes = {}
-    for case in ET.parse(report).getroot().iter("testcase"):
-        group = next(p.get("value") for p in case.iter("property") if p.get("name") == "group")
-        problems = [child for child in case if child.tag in ("failure", "error", "skipped")]
-        message = None
-        if problems:
-            message = problems[0].get("message") or (problems[0].text or "").strip().splitlines()[-1]
-            message = message.removeprefix("Failed: ")
-            if problems[0].tag == "skipped":  # a check that did not run did not pass
-                message = f"skipped, so not passed: {message}"
-            if "Timeout" in message and OVERLOADED not in message:
-                message = f"{OVERLOADED}: the judge itself ran out of time ({message})"
-        outcomes.setdefault(group, []).append((case.get("name"), message))
+    outcomes: Outcomes = {}
+    for check in read_report(report):
+        problem = check.problem
+        if problem and "Timeout" in problem and OVERLOADED not in problem:
+            problem = f"{OVERLOADED}: the judge itself ran out of time ({problem.splitlines()[0]})"
+        outcomes.setdefault(check.group, []).append((check.name, problem))
     return outcomes

@@ -21,6 +21,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
 from lil_transformy.grading.judge import GROUPS, judged, not_graded_yet, run_checks, verdict
+from lil_transformy.stages import stage_of_assignment
 
 
 class NotGradedYet(Exception):
@@ -36,7 +37,7 @@ class GradeWithTheChecks(NbGraderPreprocessor):
         config=True)
 
     def preprocess(self, nb, resources):
-        number = resources["nbgrader"]["assignment"].removeprefix("stage_")
+        number = stage_of_assignment(resources["nbgrader"]["assignment"]).number
         folder = Path(resources["metadata"]["path"])
         isolate = "sandbox" if self.sandbox else "process"
         try:
