@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lil_transformy import course
-from lil_transformy.authoring.mutants import apply, read_patches
+from lil_transformy.authoring.mutants import apply, named
 from lil_transformy.course import gradebook
 from lil_transformy.course.folder import COURSE_ID, VERDICTS
 from lil_transformy.grading.sandbox import bwrap
@@ -38,16 +39,10 @@ EXPECTED_03 = {"ada": 6.0, "bo": 0.0, "cy": 4.0, "di": 6.0}
 
 
 def submit(root: Path, student: str, stage, mutant: str | None = None, solved: bool = True) -> None:
-    folder = root / "submitted" / student / f"stage_{stage.number}"
-    shutil.copytree(root / "release" / f"stage_{stage.number}", folder)
-    if solved:
-        source = REPO_ROOT / "solutions"
-        if mutant:
-            patch = next(p for p in read_patches(REPO_ROOT / "mutants") if p.name == mutant)
-            source = apply(patch, folder.parent / "mutated")
-        for module in course.stage_modules(stage):
-            shutil.copy(source / module, folder)
-        shutil.rmtree(folder.parent / "mutated", ignore_errors=True)
+    """`student` hands in the solutions, or with one realistic mistake (`mutant`), or the untouched stubs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = apply(named("mutants", mutant), Path(tmp) / "copy") if mutant else REPO_ROOT / "solutions"
+        course.hand_in(root, student, stage, source if solved else None)
 
 
 @pytest.fixture(scope="module")

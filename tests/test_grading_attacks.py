@@ -7,7 +7,6 @@ or on the machine (exit, leave a process running, allocate 50 GiB, loop forever)
 be the one their honest code earns, every honest grade intact, and grades.csv complete.
 """
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -69,12 +68,7 @@ PATCHED_TORCH = "import torch\ntorch.allclose = lambda *a, **k: True\ntorch.equa
 
 
 def submit(root, student, stage, modules, notebook_cell=None, extra_files=None):
-    folder = root / "submitted" / student / f"stage_{stage.number}"
-    shutil.copytree(root / "release" / f"stage_{stage.number}", folder)
-    for name, text in modules.items():
-        (folder / name).write_text(text)
-    for name, text in (extra_files or {}).items():
-        (folder / name).write_text(text)
+    folder = course.hand_in(root, student, stage, files={**modules, **(extra_files or {})})
     if notebook_cell:
         path = folder / f"stage_{stage.number}.ipynb"
         notebook = nbformat.read(path, as_version=4)

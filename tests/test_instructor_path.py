@@ -8,7 +8,6 @@ one line.
 import csv
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,12 +32,7 @@ def readme_block(heading: str) -> list[str]:
 
 
 def hand_in(root: Path, student: str, number: str, solved: bool) -> None:
-    """`student`'s folder for stage `number`: the release, with the reference modules if `solved`."""
-    stage = get_stage(number)
-    folder = root / "submitted" / student / f"stage_{stage.number}"
-    shutil.copytree(root / "release" / f"stage_{stage.number}", folder)
-    for module in course.stage_modules(stage) if solved else []:
-        shutil.copy(REPO_ROOT / "solutions" / module, folder)
+    course.hand_in(root, student, get_stage(number), REPO_ROOT / "solutions" if solved else None)
 
 
 def grades(root: Path) -> dict:

@@ -23,10 +23,10 @@ def test_a_stale_patch_is_a_clear_error(tmp_path):
 
 def test_a_check_that_skips_does_not_pass(tmp_path):
     """A 'variant' that skips every check at import is no correct variant: skipped counts as failed."""
-    from lil_transformy.authoring.mutants import grade
+    from lil_transformy.authoring.mutants import check_patch
 
     skipper = Patch("skipper", "01", "skips every check", None,
                     [{"old": "import torch\n", "new": "import pytest\npytest.skip('no', allow_module_level=True)\n"
                                                       "import torch\n"}])
-    outcome = grade(skipper, tmp_path, training=False)
+    outcome = check_patch(skipper, tmp_path, training=False)
     assert outcome.passed == [] and len(outcome.failed) > 3

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from lil_transformy.authoring.exercises import write_exercises
-from lil_transformy.authoring.mutants import apply, read_patches
+from lil_transformy.authoring.mutants import apply, named
 from lil_transformy.grading import checking, grading
 from lil_transformy.paths import CACHE_ENV, CHECKS, REPO_ROOT
 
 
 def mutant(name: str, target: Path) -> Path:
     """A copy of the solutions with one realistic mistake (mutants/NAME.toml)."""
-    return apply(next(p for p in read_patches(REPO_ROOT / "mutants") if p.name == name), target)
+    return apply(named("mutants", name), target)
 
 
 def run_stage(folder: Path, number: str, cache: Path, *options: str) -> tuple[str, float, dict]:

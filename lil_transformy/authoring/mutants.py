@@ -21,7 +21,7 @@ from pathlib import Path
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.runner import run_pytest
-from lil_transformy.stages import get_stage
+from lil_transformy.stages import DETOURS, STAGES, get_stage
 
 
 @dataclass
@@ -48,6 +48,25 @@ def read_patches(folder: Path) -> list[Patch]:
         patches.append(Patch(path.stem, get_stage(spec["stage"]).number, spec.get("mistake") or spec["way"],
                              spec.get("caught_by"), spec["replace"]))
     return patches
+
+
+def named(kind: str, name: str) -> Patch:
+    """mutants/NAME.toml or variants/NAME.toml."""
+    found = [p for p in read_patches(REPO_ROOT / kind) if p.name == name]
+    if not found:
+        raise LilTransformyError(f"there is no {kind}/{name}.toml")
+    return found[0]
+
+
+def solutions_with(target: Path, module: str, old: str, new: str) -> Path:
+    """A copy of solutions/ in `target` with one mistake: every `old` (it must occur) replaced by `new` in `module`."""
+    stage = next(s for s in STAGES + DETOURS if f"{s.module}.py" == module)
+    apply(Patch("a copy", stage.number, "", None, []), target)
+    source = (target / module).read_text(encoding="utf-8")
+    if old not in source:
+        raise LilTransformyError(f"{old!r} is not in {module}: update the mistake to the solution")
+    (target / module).write_text(source.replace(old, new), encoding="utf-8")
+    return target
 
 
 def apply(patch: Patch, target: Path) -> Path:

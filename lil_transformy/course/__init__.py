@@ -5,8 +5,8 @@ verdicts come from lil_transformy.grading.judge); gradebook.py talks to nbgrader
 writes what instructors and students read; demo.py proves it end to end.
 """
 from lil_transformy.course.autograde import grade_class
-from lil_transformy.course.demo import demo, submit
+from lil_transformy.course.demo import demo, hand_in
 from lil_transformy.course.gradebook import export
 from lil_transformy.course.release import build, stage_modules
 
-__all__ = ["build", "demo", "export", "grade_class", "stage_modules", "submit"]
+__all__ = ["build", "demo", "export", "grade_class", "hand_in", "stage_modules"]

@@ -4,7 +4,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lil_transformy.authoring.mutants import apply, read_patches
+from lil_transformy.authoring.mutants import apply, named
 from lil_transformy.course.autograde import grade_class
 from lil_transformy.course.release import build, stage_modules
 from lil_transformy.grading.judge import GROUPS
@@ -15,19 +15,26 @@ BROKEN_ATTENTION = "no_causal_mask"  # mutants/no_causal_mask.toml: the `broken`
 
 STUDENTS = ("reference", "stub", "broken")
 
-def submit(root: Path, student: str, stage: Stage) -> Path:
-    """A copy of the release as `student`'s submission; `reference` and `broken` bring their own modules."""
+def hand_in(root: Path, student: str, stage: Stage, source: Path | None = None,
+            files: dict[str, str] | None = None) -> Path:
+    """`student`'s submission of `stage`, in nbgrader's layout: a copy of the release, with the stage modules
+    of `source` (a folder laid out as solutions/; None: the release's stubs, untouched) and `files` over it."""
     folder = root / "submitted" / student / stage.assignment
     shutil.copytree(root / "release" / stage.assignment, folder)
-    if student in ("reference", "broken"):  # their own solution of this stage and of the ones before
-        for module in stage_modules(stage):
-            shutil.copy(REPO_ROOT / "solutions" / module, folder)
-    attention = folder / "stage_04_attention.py"
-    if student == "broken" and attention.exists():  # their own stage 04, mask forgotten
-        with tempfile.TemporaryDirectory() as tmp:
-            patch = next(p for p in read_patches(REPO_ROOT / "mutants") if p.name == BROKEN_ATTENTION)
-            shutil.copy(apply(patch, Path(tmp) / "copy") / attention.name, attention)
+    for module in stage_modules(stage) if source else []:  # their own solution of this stage and the ones before
+        shutil.copy(source / module, folder)
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text)
     return folder
+
+
+def submit(root: Path, student: str, stage: Stage) -> Path:
+    """The demo's students: `reference` hands in the solutions, `stub` the release, `broken` a stage 04 without
+    its causal mask."""
+    if student != "broken":
+        return hand_in(root, student, stage, REPO_ROOT / "solutions" if student == "reference" else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        return hand_in(root, student, stage, apply(named("mutants", BROKEN_ATTENTION), Path(tmp) / "copy"))
 
 def expected_score(student: str, stage: Stage, groups: list[str]) -> float:
     full = sum(GROUPS[g].points for g in groups)
