@@ -118,6 +118,7 @@ def test_no_peeking_by_gradient(request, Model, tiny):
                peeking_hint(request))
 
 
+@pytest.mark.loss
 @pytest.mark.training
 @pytest.mark.timeout(TRAINING_WALL_SECONDS + 60)
 def test_loss_on_the_ladder(request, Model, token_data, reference, student_child, impl, fast_failures, loss_lines):

@@ -22,6 +22,9 @@ class Stage:
     module: str
     model: str | None  # the language model class the stage defines; None for data prep
     title: str
+    # The names its checks use, a contract with every student: a module-level name, or Class.attribute (set in
+    # the scaffold's __init__). Renaming one fails the checks with a message that names it (tests/test_stages.py).
+    contract: tuple[str, ...] = ()
 
     @property
     def assignment(self) -> str:
@@ -39,19 +42,25 @@ class Stage:
 
 
 STAGES = [
-    Stage("00", "stage_00_data", None, "data prep"),
-    Stage("01", "stage_01_bag_of_words", "BagOfWordsLM", "bag of words"),
-    Stage("02", "stage_02_positions", "PositionalBagOfWordsLM", "+ positions"),
+    Stage("00", "stage_00_data", None, "data prep",
+          ("UNKNOWN_ID", "count_tokens", "coverage_curve", "smallest_vocab_for_coverage", "build_id_maps",
+           "encode_with_unknowns")),
+    Stage("01", "stage_01_bag_of_words", "BagOfWordsLM", "bag of words", ("causal_average",)),
+    Stage("02", "stage_02_positions", "PositionalBagOfWordsLM", "+ positions",
+          ("TokenAndPositionEmbedding.token_embedding", "TokenAndPositionEmbedding.position_embedding",
+           "PositionalBagOfWordsLM.embed")),
     Stage("03", "stage_03_bigram", "BigramLM", "bigram"),
-    Stage("04", "stage_04_attention", "AttentionLM", "+ attention"),
-    Stage("05", "stage_05_attention_positions", "PositionalAttentionLM", "+ positions"),
-    Stage("06", "stage_06_ffn", "AttentionFFNLM", "+ FFN"),
-    Stage("07", "stage_07_block", "BlockLM", "block"),
-    Stage("08", "stage_08_stacked", "StackedLM", "stacked"),
-    Stage("09", "stage_09_multi_head", "MultiHeadLM", "multi-head"),
+    Stage("04", "stage_04_attention", "AttentionLM", "+ attention",
+          ("causal_mask", "attention_weights", "AttentionHead.W_Q", "AttentionHead.W_K", "AttentionHead.W_V")),
+    Stage("05", "stage_05_attention_positions", "PositionalAttentionLM", "+ positions", ("PositionalAttentionLM.embed",)),
+    Stage("06", "stage_06_ffn", "AttentionFFNLM", "+ FFN", ("FeedForward",)),
+    Stage("07", "stage_07_block", "BlockLM", "block", ("AttentionHead", "Block.attention", "Block.ffn", "Block.ln_1")),
+    Stage("08", "stage_08_stacked", "StackedLM", "stacked", ("Block",)),
+    Stage("09", "stage_09_multi_head", "MultiHeadLM", "multi-head",
+          ("MultiHeadAttention.W_Q", "MultiHeadAttention.W_O", "MultiHeadAttention.split_heads")),
 ]
 # Side trips off the ladder: checked and in the notebooks, but not a rung the next stage must beat.
-DETOURS = [Stage("03b", "stage_03b_ngram", "NGramLM", "n-gram detour")]
+DETOURS = [Stage("03b", "stage_03b_ngram", "NGramLM", "n-gram detour", ("window",))]
 
 
 def stage_of_assignment(assignment: str) -> Stage:

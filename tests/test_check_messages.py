@@ -19,7 +19,7 @@ def run_checks_on(folder, stage, *options):
 def test_a_renamed_scaffold_attribute_is_named(tmp_path, isolate):
     mine = solutions_with(tmp_path / "mine", "stage_09_multi_head.py", "self.W_O", "self.out")
     out = run_checks_on(mine, "09", f"--isolate={isolate}")
-    assert "your class must keep the attribute W_O under that name" in out
+    assert "your class or module must keep W_O under that name" in out
     assert "NoneType" not in out
 
 

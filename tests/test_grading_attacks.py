@@ -38,7 +38,7 @@ MODULE_ATTACKS = {
     "patches_pytest": ("import pytest, _pytest.outcomes\npytest.fail = _pytest.outcomes.fail = lambda *a, **k: None\n"
                        "import lil_transformy.grading.checking as c\nc.expect = lambda *a, **k: None\n"),
     "skips_every_check": "import pytest\npytest.skip('nothing to see', allow_module_level=True)\n",
-    "imports_the_reference": ("import sys\nsys.path[:0] = [{repo!r}, '/work/main']\n"
+    "imports_the_reference": ("import sys\nsys.path[:0] = [{repo!r}]\n"
                               "from solutions.stage_00_data import *  # noqa\n"),
     "reads_the_reference": ("exec(open({repo!r} + '/solutions/stage_00_data.py').read())\n"),
     "writes_the_gradebook_and_classmates": (

@@ -1,7 +1,14 @@
+import inspect
+import re
+import subprocess
+import sys
+
 import pytest
 
+from lil_transformy.authoring.mutants import solutions_with
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.stages import STAGES, get_stage, load_stage_module, parse_stages
+from lil_transformy.paths import CHECKS
+from lil_transformy.stages import DETOURS, STAGES, get_stage, load_stage_module, parse_stages
 
 
 def test_every_stage_has_a_solution_and_an_exercise():
@@ -37,3 +44,25 @@ def test_bad_stage_and_impl_are_clear_errors(tmp_path):
 def test_parse_stages():
     assert [s.number for s in parse_stages("01-03,05")] == ["01", "02", "03", "05"]
     assert [s.number for s in parse_stages("7")] == ["07"]
+
+
+@pytest.mark.parametrize("stage", STAGES + DETOURS, ids=lambda stage: stage.number)
+def test_the_names_the_checks_use_are_declared_and_kept_by_solutions_and_exercises(stage):
+    checks = "\n".join(path.read_text() for path in (CHECKS / stage.assignment).glob("*.py"))
+    used = set(re.findall(r"\bstage\.([A-Za-z_]\w*)", checks))
+    assert used <= {name.split(".")[0] for name in stage.contract}, "a check uses a name the stage does not declare"
+    for impl in ("solutions", "exercises"):
+        module = load_stage_module(stage.number, impl)
+        for name in stage.contract:
+            owner, _, attribute = name.partition(".")
+            assert hasattr(module, owner), f"{impl}/{stage.module}.py has no {owner}"
+            if attribute:
+                source = inspect.getsource(getattr(module, owner))
+                assert f"self.{attribute} =" in source or f"def {attribute}(" in source, f"{impl}: {name}"
+
+
+def test_a_renamed_module_level_name_is_named_in_the_message(tmp_path):
+    mine = solutions_with(tmp_path / "mine", "stage_04_attention.py", "causal_mask", "make_mask")
+    out = subprocess.run([sys.executable, "-m", "pytest", str(CHECKS / "stage_04"), f"--impl={mine}", "-q",
+                          "-k", "test_causal_mask", "-p", "no:cacheprovider"], capture_output=True, text=True).stdout
+    assert "must keep causal_mask under that name" in out and "Traceback" not in out

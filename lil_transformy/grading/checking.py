@@ -40,8 +40,9 @@ def student_code():
         missing = re.search(r"attribute '(\w+)'|has no attribute `(\w+)`", str(error))
         name = next((g for g in missing.groups() if g), None) if missing else None
         message = f"your code raised AttributeError: {error}" + (
-            f"\n  hint: if the scaffold defines {name}, your class must keep the attribute {name} under that name "
-            f"(the checks use it)" if name else "")
+            f"\n  hint: if the scaffold defines {name}, your class or module must keep {name} under that name: the "
+            f"checks use it (the names each stage's checks rely on: `contract` in lil_transformy/stages.py)"
+            if name else "")
     except ChildGone as error:  # it ended, crashed, or was stopped for using its CPU budget: says which
         message = str(error)
     except StudentCodeError as error:

@@ -32,8 +32,8 @@ from lil_transformy.grading.limits import (
     MachineOverloaded,
     OverBudget,
 )
-from lil_transformy.grading.sandbox import die_with_parent
-from lil_transformy.paths import CACHE_ENV, CHECKS, DATA_ENV, DEVICE_ENV, EVOLUTION_REPORT, PACKAGE, cache_dir
+from lil_transformy.grading.sandbox import child_environment, die_with_parent
+from lil_transformy.paths import CHECKS, DATA_ENV, EVOLUTION_REPORT, PACKAGE
 from lil_transformy.runner import read_report
 from lil_transformy.stages import DETOURS, STAGES, get_stage
 
@@ -58,7 +58,7 @@ GROUPS = {
     "shapes": Group("shapes", 1, "shapes: your code returns tensors of the right shape"),
     "causality": Group("causality", 2, "causality: no position sees the future"),
     "property": Group("property", 2, "the stage's component does what it should"),
-    "loss": Group("training", 1, "loss: trained with the shared budget, it beats the stage before"),
+    "loss": Group("loss", 1, "loss: trained with the shared budget, it beats the stage before"),
 }
 JUDGE_MARGIN_SECONDS = 60  # pytest-timeout in the judge: after the student's own limits
 MODULE_FILES = {f"{stage.module}.py" for stage in STAGES + DETOURS}  # all a judge copies from a submission
@@ -127,10 +127,10 @@ def submission_key(number: str, folder: Path, isolate: str) -> str:
     """What a verdict depends on: the submission's stage modules, the stage's checks, the library that runs them
     and the reference losses they compare with. Equal keys, equal verdicts (up to float summation order)."""
     library = PACKAGE
-    judged = [*sorted(CHECKS.glob("*.py")), *sorted((CHECKS / f"stage_{number}").glob("*.py")),
+    inputs = [*sorted(CHECKS.glob("*.py")), *sorted((CHECKS / f"stage_{number}").glob("*.py")),
               *sorted(library.rglob("*.py")), EVOLUTION_REPORT]
     digest = hashlib.sha256(f"{number} {isolate} torch {version('torch')}".encode())
-    for path in [*judged, *stage_module_files(folder)]:
+    for path in [*inputs, *stage_module_files(folder)]:
         digest.update(f"\0{path.name}\0{path.stat().st_size}\0".encode() + path.read_bytes())
     return digest.hexdigest()
 
@@ -158,10 +158,9 @@ def judged(number: str, folder: Path, verdict_file: Path, isolate: str = "sandbo
 
 
 def judge_environment(home: str, threads: int) -> dict:
-    """The judge's environment: set here, not inherited (a kernel's PYTHONPATH or PYTEST_PLUGINS stays out)."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
-           CACHE_ENV: str(cache_dir()), DEVICE_ENV: "cpu",  # grade on the reference device
-           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    """The judge's environment: the child's (set here, not inherited: a kernel's PYTHONPATH or PYTEST_PLUGINS stays
+    out), with this machine's PATH (nbgrader's tools, bubblewrap) and the course's data folder."""
+    env = {**child_environment(home, threads), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     if os.environ.get(DATA_ENV):
         env[DATA_ENV] = os.environ[DATA_ENV]
     return env

@@ -16,7 +16,6 @@ import io
 import os
 import pickle
 import select
-import struct
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,9 +25,7 @@ import torch
 
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.limits import Budget, MachineOverloaded, OverBudget
-
-HEADER = struct.Struct("!Q")
-MAX_REPLY = 2 << 30  # bytes: a reply larger than this is not an honest tensor
+from lil_transformy.grading.pipe import TooLarge, receive, send
 
 
 class StudentCodeError(Exception):
@@ -43,34 +40,6 @@ class ChildGone(StudentCodeError):
 class Ref:
     """A handle's id, as sent to the child."""
     id: int
-
-
-# ------------------------------------------------------------------------------------------------- wire
-def send(fd: int, payload: bytes) -> None:
-    data = HEADER.pack(len(payload)) + payload
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def receive(fd: int) -> bytes | None:
-    header = read_exactly(fd, HEADER.size)
-    if header is None:
-        return None
-    (size,) = HEADER.unpack(header)
-    if size > MAX_REPLY:
-        raise ChildGone(f"your code's process sent {size:,} bytes: more than any honest answer")
-    return read_exactly(fd, size)
-
-
-def read_exactly(fd: int, size: int) -> bytes | None:
-    chunks, left = [], size
-    while left:
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 # ------------------------------------------------------------------------------------------------- judge side
@@ -116,11 +85,14 @@ class Remote:
             raise ChildGone("your code's process was stopped earlier in this run (it took too long or crashed)")
         self.alive = False  # until the reply is read: an interrupted exchange leaves the pipe in an unknown state
         try:
-            send(self.requests, pickle.dumps(tuple(to_wire(x) for x in request)))
+            send(self.requests, pickle.dumps(tuple(as_request(x) for x in request)))
         except BrokenPipeError:
             raise ChildGone(f"your code's process ended ({self.exit_reason()})") from None
         self.wait_for_reply()
-        payload = receive(self.replies)
+        try:
+            payload = receive(self.replies)
+        except TooLarge as error:
+            raise ChildGone(f"your code's process sent {error}: more than any honest answer") from None
         if payload is None:
             raise ChildGone(f"your code's process ended ({self.exit_reason()})")
         reply = torch.load(io.BytesIO(payload), weights_only=True)  # data only: no code runs here
@@ -134,7 +106,7 @@ class Remote:
             if kind == "AttributeError":
                 raise AttributeError(message)
             raise StudentCodeError(f"{kind}: {message}")
-        return self.from_wire(reply["value"])
+        return self.from_reply(reply["value"])
 
     def exit_reason(self) -> str:
         try:
@@ -143,7 +115,7 @@ class Remote:
             return "still running"
         return f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
 
-    def from_wire(self, value):
+    def from_reply(self, value):
         if isinstance(value, dict) and "__handle__" in value:
             hid = int(value["__handle__"])
             if hid not in self.handles:
@@ -152,9 +124,9 @@ class Remote:
         if isinstance(value, dict) and "__ndarray__" in value:
             return value["__ndarray__"].numpy()
         if isinstance(value, dict):
-            return {k: self.from_wire(v) for k, v in value.items()}
+            return {k: self.from_reply(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
-            return (list if isinstance(value, list) else tuple)(self.from_wire(v) for v in value)
+            return (list if isinstance(value, list) else tuple)(self.from_reply(v) for v in value)
         if isinstance(value, (torch.Tensor, bool, int, float, str, type(None))):
             return value
         raise ChildGone(f"your code's process sent a {type(value).__name__}")
@@ -209,14 +181,14 @@ class Handle:
         return f"<your {self.remote_type} (in the grading child)>"
 
 
-def to_wire(value):
+def as_request(value):
     """Handles travel as their ids; everything else the judge sends is its own (trusted) data."""
     if isinstance(value, Handle):
         return Ref(value._id)
     if isinstance(value, (list, tuple)):
-        return type(value)(to_wire(v) for v in value)
+        return type(value)(as_request(v) for v in value)
     if isinstance(value, dict):
-        return {k: to_wire(v) for k, v in value.items()}
+        return {k: as_request(v) for k, v in value.items()}
     return value
 
 
@@ -229,7 +201,7 @@ def run_probe(probe, *args, **kwargs):
 
 
 # ------------------------------------------------------------------------------------------------- child side
-def encode(value, objects: dict):
+def as_reply(value, objects: dict):
     """What the child sends: data as data (tensors detached, by value), anything else as a handle."""
     if isinstance(value, torch.Tensor):
         return value.detach().to("cpu", copy=True).contiguous()
@@ -242,20 +214,20 @@ def encode(value, objects: dict):
     if isinstance(value, torch.Size):
         return tuple(value)
     if isinstance(value, (list, tuple)):  # a namedtuple travels as a plain tuple
-        return (list if isinstance(value, list) else tuple)(encode(v, objects) for v in value)
+        return (list if isinstance(value, list) else tuple)(as_reply(v, objects) for v in value)
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: encode(v, objects) for k, v in value.items()}
+        return {k: as_reply(v, objects) for k, v in value.items()}
     objects[id(value)] = value
     return {"__handle__": id(value), "type": type(value).__name__, "callable": callable(value)}
 
 
-def decode(value, objects: dict):
+def from_request(value, objects: dict):
     if isinstance(value, Ref):
         return objects[value.id]
     if isinstance(value, (list, tuple)):
-        return type(value)(decode(v, objects) for v in value)
+        return type(value)(from_request(v, objects) for v in value)
     if isinstance(value, dict):
-        return {k: decode(v, objects) for k, v in value.items()}
+        return {k: from_request(v, objects) for k, v in value.items()}
     return value
 
 
@@ -273,16 +245,16 @@ def answer(request: tuple, objects: dict, folder: str):
     if verb == "probe":
         module, _, name = rest[0].partition(":")
         probe = getattr(importlib.import_module(module), name)
-        return probe(*decode(rest[1], objects), **decode(rest[2], objects))
+        return probe(*from_request(rest[1], objects), **from_request(rest[2], objects))
     target = objects[rest[0]]
     if verb == "getattr":
         return getattr(target, rest[1])
     if verb == "setattr":
-        return setattr(target, rest[1], decode(rest[2], objects))
+        return setattr(target, rest[1], from_request(rest[2], objects))
     if verb == "call":
-        return target(*decode(rest[1], objects), **decode(rest[2], objects))
+        return target(*from_request(rest[1], objects), **from_request(rest[2], objects))
     if verb == "getitem":
-        return target[decode(rest[1], objects)]
+        return target[from_request(rest[1], objects)]
     if verb == "list":
         return list(target)
     if verb == "len":
@@ -296,7 +268,7 @@ def serve(folder: str, requests: int, replies: int) -> None:
     objects = {}
     while (payload := receive(requests)) is not None:
         try:
-            reply = {"value": encode(answer(pickle.loads(payload), objects, folder), objects)}
+            reply = {"value": as_reply(answer(pickle.loads(payload), objects, folder), objects)}
         except BaseException as error:  # the student's code raised (or exited): the judge decides
             reply = {"error": (type(error).__name__, str(error)[:2000])}
         buffer = io.BytesIO()
