@@ -87,15 +87,33 @@ class StudentChild:
         if self.remote is None or not self.remote.alive:
             if self.remote is not None:
                 self.remote.close()
-            scratch = self.scratch_root / f"run{len(list(self.scratch_root.iterdir()))}"
-            scratch.mkdir()
-            for module in self.folder.glob("stage_*.py"):  # the stage modules, nothing else
-                shutil.copy(module, scratch)
-            make = sandbox.sandboxed_child if self.isolate == "sandbox" else sandbox.plain_child
-            # the child gets the judge's CPU threads: N students graded at once must not oversubscribe the machine
-            self.remote = Remote(make(scratch, torch.get_num_threads()), str(self.scratch_root / "child.log"))
-            self.remote.start_check(*self.limits)
+            self.remote = self.new_child()
         return self.remote
+
+    def new_child(self) -> Remote:
+        """A child of its own, in a scratch folder holding a copy of the student's stage modules and nothing else."""
+        scratch = self.scratch_root / f"run{len(list(self.scratch_root.iterdir()))}"
+        scratch.mkdir()
+        for module in self.folder.glob("stage_*.py"):
+            shutil.copy(module, scratch)
+        make = sandbox.sandboxed_child if self.isolate == "sandbox" else sandbox.plain_child
+        # the child gets the judge's CPU threads: N students graded at once must not oversubscribe the machine
+        remote = Remote(make(scratch, torch.get_num_threads()), str(self.scratch_root / "child.log"))
+        remote.start_check(*self.limits)
+        return remote
+
+    @contextlib.contextmanager
+    def fresh_model(self, number: str, state: dict):
+        """The stage's model in a fresh child that has seen no other question, holding `state` (the trained weights),
+        in eval mode: a handle, closed afterwards."""
+        remote = self.new_child()
+        try:
+            model_class = getattr(remote.ask("import", number), get_stage(number).model)
+            model = model_class(replace(SHARED, vocab_size=int(state["vocab_size"])))
+            model.load_state_dict(state["weights"])
+            yield model.eval()
+        finally:
+            remote.close()
 
     def start_check(self, limits: tuple[float, float]) -> None:
         """A new check: its (CPU seconds, wall backstop), and torch's seed 0 where the student's code runs."""

@@ -8,23 +8,21 @@ from dataclasses import replace
 
 import pytest
 
-from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.checking import (
     cached_loss,
     embedding_gradient_leak,
     expect,
     expect_shape,
     first_future_leak_by_perturbation,
+    observed_loss,
     random_tokens,
     remember_loss,
     student_code,
 )
 from lil_transformy.grading.limits import TRAINING_WALL_SECONDS
-from lil_transformy.grading.probes import logits, train_with_the_shared_budget
-from lil_transformy.grading.remote import StudentCodeError, run_probe
 from lil_transformy.ladder import reference_loss
 from lil_transformy.stages import get_stage, implementation_folder, stage_of_assignment
-from lil_transformy.train import SHARED, evaluate, pick_device
+from lil_transformy.train import SHARED, evaluate, pick_device, train
 
 from .attention_checks import attention_diagnosis
 
@@ -140,21 +138,33 @@ def test_loss_on_the_ladder(request, Model, token_data, reference, student_child
     loss = cached_loss(number, folder) if student_child is None else None
     if loss is not None:
         how = "from the cache: nothing changed since it passed"
-    else:
+    elif student_child is None:  # the student's own run, in this process: they can only fool themselves
+        terminal = sys.__stderr__ if sys.__stderr__.isatty() else False
         with student_code():
-            try:
-                terminal = sys.__stderr__ if student_child is None and sys.__stderr__.isatty() else False
-                trained = run_probe(train_with_the_shared_budget, Model, progress=terminal)
-            except (LilTransformyError, StudentCodeError) as error:
-                pytest.fail(f"training your stage {number} failed: {error}", pytrace=False)
-            loss = evaluate(lambda idx: run_probe(logits, trained["model"], idx), token_data.heldout, SHARED)
-        how = f"trained {trained['steps']} steps"
+            result = train(Model, token_data, SHARED, progress=terminal, label="training your model", score=False)
+            loss = evaluate(result.model, token_data.heldout, SHARED)
+        how = f"trained {result.config.steps} steps"
+    else:
+        loss, how = graded_loss(student_child, Model, number, token_data)
     ok = passes(loss)
     loss_lines.append(f"stage {number}: held-out loss {loss:.3f}, {'passed' if ok else 'FAILED'}: {expected} "
                       f"({how})")
     if ok and student_child is None and not how.startswith("from the cache"):
         remember_loss(number, folder, loss)
     expect(ok, expected, f"{loss:.3f} ({how})", hint)
+
+
+def graded_loss(student_child, Model, number: str, token_data) -> tuple[float, str]:
+    """Graded: the model trains where the student's code runs, on the training tokens alone (the child holds no
+    other text), within its CPU budget; the judge then scores the trained weights in a fresh child, from the logits
+    it returns, and proves on that very answer, with a second fresh child that cannot compare notes, that no
+    position saw the future (checking.observed_loss)."""
+    with student_code():
+        trained = student_child.get().ask("train", Model, token_data.train, token_data.vocab.size)
+        state = {"weights": trained["state"], "vocab_size": token_data.vocab.size}
+        with student_child.fresh_model(number, state) as scored, student_child.fresh_model(number, state) as twin:
+            loss = observed_loss(scored, twin, token_data.heldout, SHARED, token_data.vocab.size)
+    return loss, f"trained {trained['steps']} steps"
 
 
 def ladder_goal(number: str, reference: dict):

@@ -118,6 +118,19 @@ def next_token_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str 
     return losses.view(batch, seq) if reduction == "none" else losses
 
 
+def strided_windows(ids: torch.Tensor, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out loss's windows, (n_windows, context + 1): inputs and next tokens, starting every eval_stride
+    tokens; and which predictions each scores, (n_windows, context): its last eval_stride (the first: all)."""
+    if not 1 <= cfg.eval_stride <= cfg.context:
+        raise LilTransformyError(f"eval_stride must be 1 to context ({cfg.context}), not {cfg.eval_stride}")
+    starts = torch.arange(0, len(ids) - cfg.context, cfg.eval_stride)  # (n_windows,)
+    windows = ids[starts[:, None] + torch.arange(cfg.context + 1)]  # (n_windows, context + 1)
+    scored = torch.zeros(len(windows), cfg.context, dtype=torch.bool)  # (n_windows, context)
+    scored[:, cfg.context - cfg.eval_stride:] = True
+    scored[0] = True
+    return windows, scored
+
+
 @torch.no_grad()
 def evaluate(model, ids: torch.Tensor, cfg: Config, max_tokens: int | None = None) -> float:
     """Mean next-token loss over the held-out tokens, each scored once, from a window that is mostly history.
@@ -129,18 +142,11 @@ def evaluate(model, ids: torch.Tensor, cfg: Config, max_tokens: int | None = Non
     it thins what each stage after the bigram adds (the standard strided evaluation of a fixed-context model).
     model: a torch module, or any function of (batch, seq) ids -> logits (the grader's remote model).
     """
-    if not 1 <= cfg.eval_stride <= cfg.context:
-        raise LilTransformyError(f"eval_stride must be 1 to context ({cfg.context}), not {cfg.eval_stride}")
     is_module = isinstance(model, torch.nn.Module)
     if is_module:
         model.eval()
     device = next(model.parameters()).device if is_module else torch.device("cpu")
-    ids = ids[: max_tokens + 1] if max_tokens else ids
-    starts = torch.arange(0, len(ids) - cfg.context, cfg.eval_stride)  # (n_windows,)
-    windows = ids[starts[:, None] + torch.arange(cfg.context + 1)]  # (n_windows, context + 1): inputs and next tokens
-    scored = torch.zeros(len(windows), cfg.context, dtype=torch.bool)  # (n_windows, context)
-    scored[:, cfg.context - cfg.eval_stride:] = True
-    scored[0] = True
+    windows, scored = strided_windows(ids[: max_tokens + 1] if max_tokens else ids, cfg)
     total = 0.0
     for first in range(0, len(windows), cfg.batch_size):
         batch = windows[first: first + cfg.batch_size].to(device)

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.limits import MachineOverloaded
 from lil_transformy.grading.probes import embedding_gradient_map, input_gradient_map, weight_effects
 from lil_transformy.grading.remote import ChildGone, StudentCodeError, run_probe
 from lil_transformy.paths import cache_dir
-from lil_transformy.train import SHARED, pick_device
+from lil_transformy.train import SHARED, pick_device, strided_windows
 
 
 def expect(ok: bool, expected: str, found: str, hint: str) -> None:
@@ -44,6 +45,8 @@ def student_code():
             f"checks use it (the names each stage's checks rely on: `contract` in lil_transformy/stages.py)"
             if name else "")
     except ChildGone as error:  # it ended, crashed, or was stopped for using its CPU budget: says which
+        message = str(error)
+    except LilTransformyError as error:  # the library refused what the student's code did (e.g. a loss of NaN)
         message = str(error)
     except StudentCodeError as error:
         message = f"your code raised {error}"
@@ -175,3 +178,62 @@ def remember_loss(number: str, folder: Path, loss: float) -> None:
     partial = path.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps({"key": loss_cache_key(number, folder), "loss": loss}))
     os.replace(partial, path)
+
+
+TWIN_SHARE = 4  # one window in this many is asked again, in the second child, with a different continuation
+TWIN_TOLERANCE = 1e-3  # of a logit projection: float rounding is 1e-5; a model that sees the future moves it by 0.1+
+
+
+def expect_logits(logits, batch: torch.Tensor, vocab_size: int) -> None:
+    """Data the judge will compute with: a float tensor of shape (batch, seq, vocab), every number finite."""
+    expect(isinstance(logits, torch.Tensor) and logits.is_floating_point(), "a float tensor of logits",
+           f"a {type(logits).__name__}" + (f" of {logits.dtype}" if isinstance(logits, torch.Tensor) else ""),
+           "forward(idx) returns the logits: (batch, seq, vocab) floats")
+    expect_shape(logits, (*batch.shape, vocab_size), "logits", "(batch, seq, vocab): one score per id per position")
+
+
+@torch.no_grad()
+def observed_loss(scored, twin, ids: torch.Tensor, cfg, vocab_size: int) -> float:
+    """The held-out loss of the trained model `scored` (a fresh child), from the logits it returns for the held-out
+    windows (train.strided_windows), and proof on that very answer that no position saw the future.
+
+    A random quarter of the windows goes again to `twin`, the same weights in another fresh child, with every token
+    after a random cut replaced by the same positions of another held-out window: text like any other, which `twin`
+    cannot compare with what `scored` was asked. A causal model gives the same logits at every position up to the
+    cut; one that looks ahead does not. The logits are compared through a random projection the judge keeps.
+    """
+    windows, scored_positions = strided_windows(ids, cfg)  # (n, context + 1), (n, context)
+    inputs, targets = windows[:, :-1], windows[:, 1:]
+    judge = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))  # nothing the child can predict
+    sampled = torch.randperm(len(inputs), generator=judge)[: len(inputs) // TWIN_SHARE].sort().values
+    cuts = torch.randint(0, cfg.context - 1, (len(sampled),), generator=judge)  # (n_sampled,)
+    donors = torch.randint(0, len(inputs), (len(sampled),), generator=judge)
+    after_cut = torch.arange(cfg.context) > cuts[:, None]  # (n_sampled, context)
+    projection = torch.randn(vocab_size, generator=judge)
+    projection /= projection.norm()
+    total, seen = 0.0, {}
+    for first in range(0, len(inputs), cfg.batch_size):
+        batch = inputs[first: first + cfg.batch_size]
+        logits = scored(batch)
+        expect_logits(logits, batch, vocab_size)
+        losses = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), targets[first: first + len(batch)]
+                                                   .reshape(-1), reduction="none").view(batch.shape)
+        total += losses[scored_positions[first: first + len(batch)]].sum().item()
+        for i in range(first, first + len(batch)):
+            seen[i] = logits[i - first] @ projection  # (context,)
+    twins = torch.where(after_cut, inputs[donors], inputs[sampled])  # (n_sampled, context)
+    for first in range(0, len(twins), cfg.batch_size):
+        batch = twins[first: first + cfg.batch_size]
+        logits = twin(batch)
+        expect_logits(logits, batch, vocab_size)
+        for row, i in enumerate(range(first, first + len(batch))):
+            moved = (logits[row] @ projection - seen[int(sampled[i])]).abs()  # (context,)
+            moved[after_cut[i]] = 0  # past the cut the inputs differ, and so may the logits
+            if moved.max() > TWIN_TOLERANCE:
+                t = int(moved.argmax())
+                expect(False, "the same logits at every position whose tokens so far are the same",
+                       f"the trained model's logits at position {t} changed when only tokens after position "
+                       f"{int(cuts[i])} changed (held-out window {int(sampled[i])})",
+                       "your model sees the future when it is trained or scored: a held-out loss from it means "
+                       "nothing. Every position may use only the tokens up to itself, always")
+    return total / int(scored_positions.sum())

@@ -33,7 +33,7 @@ from lil_transformy.grading.limits import (
     OverBudget,
 )
 from lil_transformy.grading.sandbox import child_environment, die_with_parent
-from lil_transformy.paths import CHECKS, DATA_ENV, EVOLUTION_REPORT, PACKAGE
+from lil_transformy.paths import CACHE_ENV, CHECKS, DATA_ENV, EVOLUTION_REPORT, PACKAGE, cache_dir
 from lil_transformy.runner import read_report
 from lil_transformy.stages import DETOURS, STAGES, get_stage
 
@@ -160,7 +160,8 @@ def judged(number: str, folder: Path, verdict_file: Path, isolate: str = "sandbo
 def judge_environment(home: str, threads: int) -> dict:
     """The judge's environment: the child's (set here, not inherited: a kernel's PYTHONPATH or PYTEST_PLUGINS stays
     out), with this machine's PATH (nbgrader's tools, bubblewrap) and the course's data folder."""
-    env = {**child_environment(home, threads), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = {**child_environment(home, threads), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           CACHE_ENV: str(cache_dir())}  # the tokenized corpus, which the judge reads and the child never does
     if os.environ.get(DATA_ENV):
         env[DATA_ENV] = os.environ[DATA_ENV]
     return env

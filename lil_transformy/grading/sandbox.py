@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.paths import CACHE_ENV, DEVICE_ENV, cache_dir
+from lil_transformy.paths import CACHE_ENV, DEVICE_ENV
 
 SANDBOX_USER = 65534  # nobody: the sandbox's processes belong to no one else
 MEMORY_LIMIT = 8 << 30  # bytes of address space (a 50 GiB allocation fails as a MemoryError)
 PROCESS_LIMIT = 256  # processes and threads of the sandbox user
 FILE_SIZE_LIMIT = 256 << 20  # bytes: the largest file it may write
 WORKDIR = "/grading"  # the scratch folder, as the child sees it
+# Folders of the package the child must not read: the corpus (its held-out text), the reference losses and the checks
+# (where a wheel carries them). The tokenized corpus in the cache is not mounted at all: training tokens are sent.
+HIDDEN_FROM_THE_CHILD = ("tinystories", "reports", "checks")
 SYSTEM_DIRS = ("/usr", "/etc")
 
 
@@ -109,7 +112,7 @@ def child_environment(home: str, threads: int) -> dict:
     """A clean, whitelisted environment: nothing the grader's (or a student's) shell had set reaches the child.
     It grades on the reference device, the CPU, with the judge's share of its threads, and keeps freed memory
     (train.keep_freed_memory: the same, for all the child does)."""
-    return {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", CACHE_ENV: str(cache_dir()),
+    return {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", CACHE_ENV: str(Path(home) / ".cache"),
             DEVICE_ENV: "cpu", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
             "MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 
@@ -127,8 +130,8 @@ def sandboxed_child(scratch: Path, threads: int = 2) -> Child:
     """The child in a bubblewrap sandbox that sees only what it needs; `scratch` holds the student's modules."""
     import lil_transformy
 
-    readonly = {Path(d) for d in SYSTEM_DIRS} | {Path(sys.base_prefix), Path(sys.prefix),
-                                                  Path(lil_transformy.__file__).parent, cache_dir()}
+    package = Path(lil_transformy.__file__).parent
+    readonly = {Path(d) for d in SYSTEM_DIRS} | {Path(sys.base_prefix), Path(sys.prefix), package}
     args = [bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev",
             "--tmpfs", "/tmp", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin"]
@@ -136,5 +139,8 @@ def sandboxed_child(scratch: Path, threads: int = 2) -> Child:
         args += ["--unshare-user", "--uid", str(SANDBOX_USER), "--gid", str(SANDBOX_USER), "--cap-drop", "ALL"]
     for path in sorted(readonly, key=lambda p: len(p.parts)):  # outer folders first
         args += ["--ro-bind", str(path), str(path)]
+    for hidden in HIDDEN_FROM_THE_CHILD:  # what a verdict is computed from: the child gets only what it is sent
+        if (package / hidden).is_dir():
+            args += ["--tmpfs", str(package / hidden)]
     args += ["--bind", str(scratch), WORKDIR, "--chdir", WORKDIR, "--", *python_command(Path(WORKDIR))]
     return Child(args, child_environment(WORKDIR, threads), str(scratch), pids_cgroup())
