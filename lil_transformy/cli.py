@@ -178,6 +178,7 @@ def run_train(args) -> int:
           f"(perplexity {result.perplexity:.1f}) in {result.seconds:.0f} s")
     print(sample_text(result.model, data.vocab, "Once upon a time", result.config.context))
     if args.impl == "exercises":
+        assert result.val_loss is not None  # train() scored it
         record_loss(stage.number, result.val_loss)  # for `lil-transformy progress`
     return 0
 
@@ -243,6 +244,7 @@ def run_course(args) -> int:
     root = Path(args.dir).resolve()
     stages = parse_stages(args.stages, detours=True) if args.stages else None
     if args.action == "build":
+        assert stages is not None  # --stages defaults to 00-09 for build and demo
         groups = course.build(root, stages, args.with_earlier_solutions, args.db, args.partial_credit)
         for number, names in groups.items():
             print(f"stage_{number}: graded groups {', '.join(names)}")
@@ -256,6 +258,7 @@ def run_course(args) -> int:
         scores = course.export(root, stages, args.db)
         print(f"grades: {root / 'grades.csv'} ({len(scores)} rows)")
         return 0
+    assert stages is not None  # --stages defaults to 00-09 for build and demo
     return 0 if course.demo(root, stages, not args.unsandboxed, args.jobs, args.db) else 1
 
 

@@ -5,6 +5,7 @@ import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -33,7 +34,7 @@ def evolve(stages: list[Stage], seeds: list[int], out: Path, impl: str = "soluti
               "train_tokens": len(data.train), "heldout_tokens": len(data.heldout),
               "data_fingerprint": data.fingerprint, "device": str(pick_device(cfg.device)),
               "torch": torch.__version__, "impl": impl}
-    report = {
+    report: dict[str, Any] = {
         "config": config,
         "unigram_loss": unigram_loss(data),
         "stages": earlier_stages(out, config, [s.number for s in stages]),
@@ -50,6 +51,7 @@ def evolve(stages: list[Stage], seeds: list[int], out: Path, impl: str = "soluti
             "params": sum(p.numel() for p in result.model.parameters()),
             "history": result.history,
             "sample": sample_text(result.model, data.vocab, PROMPT, result.config.context, seed=seed)})
+        assert result.val_loss is not None  # train() scored it
         entry["val_loss"].append(round(result.val_loss, 4))
         entry["seconds"].append(round(result.seconds, 1))
         write_json(report, out)  # what is done so far survives an interruption

@@ -36,11 +36,11 @@ def record_loss(stage: str, loss: float) -> None:
 def fast_check_results(impl: str) -> dict[str, StageChecks]:
     """Stage number -> its fast checks, from one pytest run (runner.py: skipped or errored is not passed)."""
     outcomes, _ = run_pytest(str(CHECKS), f"--impl={impl}", "-m", "not training", "-q", timeout=300)
-    results = {}
+    results: dict[str, StageChecks] = {}
     for check in outcomes:
         stage = results.setdefault(check.stage, StageChecks())
-        setup = check.problem.split(NOT_YOUR_CODE, 1)[1].strip().splitlines()[0] if NOT_YOUR_CODE in (
-            check.problem or "") else None
+        problem = check.problem or ""
+        setup = problem.split(NOT_YOUR_CODE, 1)[1].strip().splitlines()[0] if NOT_YOUR_CODE in problem else None
         if setup:  # a check that could not run is not counted against the student
             stage.setup_problems.add(setup)
         stage.total += not setup

@@ -37,7 +37,7 @@ def read_report(report: Path) -> list[CheckOutcome]:
     for case in ET.parse(report).getroot().iter("testcase"):
         module = case.get("classname", "").split(".")  # checks.stage_04.test_attention, lil_transformy.checks...
         stage = next((part.removeprefix("stage_") for part in module if part.startswith("stage_")), "")
-        group = next((p.get("value") for p in case.iter("property") if p.get("name") == "group"), "")
+        group = next((p.get("value", "") for p in case.iter("property") if p.get("name") == "group"), "")
         problems = [child for child in case if child.tag in ("failure", "error", "skipped")]
         problem = None
         if problems:  # the element's text is the whole message; its `message` attribute only the first line
@@ -45,7 +45,7 @@ def read_report(report: Path) -> list[CheckOutcome]:
             problem = problem.removeprefix("Failed: ")
             if problems[0].tag == "skipped":
                 problem = f"skipped, so not passed: {problems[0].get('message') or problem}"
-        outcomes.append(CheckOutcome(stage, case.get("name"), group, problem))
+        outcomes.append(CheckOutcome(stage, case.get("name", ""), group, problem))
     return outcomes
 
 

@@ -52,6 +52,7 @@ class TrainResult:
 
     @property
     def perplexity(self) -> float:
+        assert self.val_loss is not None, "not scored (train(score=False)): no perplexity"
         return math.exp(self.val_loss)
 
 
@@ -225,7 +226,7 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool | T
     # The same batches for every stage and every seed: a check trains a student's model on these batches, so the
     # seed-to-seed spread a check must allow for is that of the initial weights alone.
     batches = torch.Generator().manual_seed(0)
-    history = {"step": [], "train_loss": [], "probe_loss": []}
+    history: dict[str, list[float]] = {"step": [], "train_loss": [], "probe_loss": []}
     start = time.perf_counter()
     bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False,
                file=None if isinstance(progress, bool) else progress)

@@ -74,7 +74,8 @@ class Vocabulary:
 
     def decode(self, ids) -> str:
         """Exact for ids without <unk>; each <unk> reads as ⁇."""
-        pieces, run = [], []
+        pieces: list[str] = []
+        run: list[int] = []
         for new_id in np.asarray(ids).tolist():
             if new_id == UNKNOWN_ID:
                 pieces += [tokenizer.decode(run), UNKNOWN_TEXT]

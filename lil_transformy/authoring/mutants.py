@@ -121,6 +121,8 @@ def run_suite(kind: str, only: str | None = None) -> int:
 def caught_or_not(outcome: Outcome) -> str:
     if not outcome.failed:
         return "SURVIVED"
-    if not any(outcome.patch.caught_by in name for name in outcome.failed):
+    caught_by = outcome.patch.caught_by
+    assert caught_by is not None  # a mutant names the checks that must catch it
+    if not any(caught_by in name for name in outcome.failed):
         return f"WEAK (expected {outcome.patch.caught_by})"
     return "caught"

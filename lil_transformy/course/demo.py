@@ -21,8 +21,9 @@ def hand_in(root: Path, student: str, stage: Stage, source: Path | None = None,
     of `source` (a folder laid out as solutions/; None: the release's stubs, untouched) and `files` over it."""
     folder = root / "submitted" / student / stage.assignment
     shutil.copytree(root / "release" / stage.assignment, folder)
-    for module in stage_modules(stage) if source else []:  # their own solution of this stage and the ones before
-        shutil.copy(source / module, folder)
+    if source is not None:
+        for module in stage_modules(stage):  # their own solution of this stage and the ones before
+            shutil.copy(source / module, folder)
     for name, text in (files or {}).items():
         (folder / name).write_text(text)
     return folder

@@ -91,12 +91,14 @@ def export(root: Path, stages: list[Stage] | None = None, db: str | None = None,
     return complete_grades(root / "grades.csv", students, points, set(postponed or ()))
 
 
-def complete_grades(path: Path, students: list[str], points: dict[str, float], postponed: set = frozenset()) -> dict:
+def complete_grades(path: Path, students: list[str], points: dict[str, float],
+                    postponed: set | frozenset = frozenset()) -> dict:
     """grades.csv as nbgrader exported it, plus a 0 row for every (student, assignment) it lacks but those not
     graded yet; the scores."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, list(reader)
+    assert fields is not None  # nbgrader's export writes the header row
     have = {(row["student_id"], row["assignment"]) for row in rows}
     for assignment, full in points.items():
         for student in students:

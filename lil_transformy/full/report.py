@@ -7,6 +7,7 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -41,7 +42,7 @@ def evolve_full(stages: list[Stage], seeds: list[int], out: Path, impl: str = "s
               "data_fingerprint": data.fingerprint, "device": str(device), "torch": torch.__version__,
               "impl": impl, "compile": compile_model,
               "precision": "bf16 autocast" if isinstance(precision(device), torch.autocast) else "fp32"}
-    report = {"config": config, "unigram_loss": data.unigram_loss, "stages": {}}
+    report: dict[str, Any] = {"config": config, "unigram_loss": data.unigram_loss, "stages": {}}
     started = time.perf_counter()
     for stage in stages:
         for seed in seeds:
@@ -52,6 +53,7 @@ def evolve_full(stages: list[Stage], seeds: list[int], out: Path, impl: str = "s
                 "title": stage.title, "val_loss": [], "seconds": [],
                 "params": sum(p.numel() for p in result.model.parameters()), "history": result.history,
                 "sample": sample_text(result.model, data.vocab, PROMPT, result.config.context, seed=seed)})
+            assert result.val_loss is not None  # train_full scores every model
             entry["val_loss"].append(round(result.val_loss, 4))
             entry["seconds"].append(round(result.seconds, 1))
             write_json(report, out)  # what is done so far survives an interruption
@@ -76,7 +78,7 @@ def markdown_table(report: dict) -> str:
              ("| stage | model | seed loss | seed ppl | our loss | our ppl | ours - seed | params | tokens seen "
               "| min | device | sample |"), "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for number, s in report["stages"].items():
-        ours, seed = sum(s["val_loss"]) / len(s["val_loss"]), SEED_LOSS.get(number)
+        ours, seed = sum(s["val_loss"]) / len(s["val_loss"]), SEED_LOSS[number]
         sample = s["sample"].replace("\n", " ").replace("|", "/")
         lines.append(f"| {number} | {s['title']} | {seed:.3f} | {math.exp(seed):.1f} | {ours:.3f} | "
                      f"{math.exp(ours):.1f} | {ours - seed:+.3f} | {s['params']:,} | {tokens:,} | "

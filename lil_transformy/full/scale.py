@@ -16,6 +16,7 @@ import contextlib
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -59,7 +60,7 @@ def train_full(model_class, data: FullData, cfg: Config = FULL, checkpoint: Path
     device = pick_device(cfg.device)
     model, optimizer = new_model(model_class, cfg, device)
     batches = torch.Generator().manual_seed(0)  # the same batches for every stage, as train()
-    state = {"step": 0, "seconds": 0.0, "history": {"step": [], "train_loss": [], "probe_loss": []}}
+    state: dict[str, Any] = {"step": 0, "seconds": 0.0, "history": {"step": [], "train_loss": [], "probe_loss": []}}
     made_with = {**asdict(cfg), "data": data.fingerprint}  # a checkpoint resumes only the run it was made by
     if checkpoint and checkpoint.exists():
         state = resume(checkpoint, made_with, model, optimizer, batches)

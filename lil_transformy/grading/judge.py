@@ -169,7 +169,7 @@ def judge_environment(home: str, threads: int) -> dict:
 
 def not_graded_yet(problem: str | None) -> bool:
     """A run that reached no verdict because the machine was overloaded: never saved, graded on the next run."""
-    return bool(problem) and problem.startswith(OVERLOADED)
+    return problem is not None and problem.startswith(OVERLOADED)
 
 
 def run_checks(number: str, folder: Path, seconds: float | None = None, isolate: str = "process",
@@ -204,10 +204,12 @@ def run_checks(number: str, folder: Path, seconds: float | None = None, isolate:
 
 def wait_for_judge(process: subprocess.Popen, budget: Budget) -> bytes:
     """The judge's output once it ends; it (and all it started) is killed if `budget` runs out."""
-    chunks = []
+    chunks: list[bytes] = []
+    output = process.stdout
+    assert output is not None  # run_checks opened it with stdout=PIPE
     while True:
-        if select.select([process.stdout], [], [], 0.5)[0]:
-            chunk = os.read(process.stdout.fileno(), 1 << 16)
+        if select.select([output], [], [], 0.5)[0]:
+            chunk = os.read(output.fileno(), 1 << 16)
             if not chunk:
                 process.wait()
                 return b"".join(chunks)

@@ -93,6 +93,7 @@ class Budget:
             return
         if usage is None:
             raise OverBudget(f"your code did not finish within {self.wall_seconds:g} s: does it loop forever?")
+        assert cpu is not None  # measured: usage is not None
         waiting = usage.waiting - self.at_start.waiting
         if waiting > cpu or waiting > elapsed / 4:
             raise MachineOverloaded(f"{OVERLOADED} (in {elapsed:.0f} s your code ran {cpu:.0f} s and waited "

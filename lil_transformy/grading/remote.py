@@ -282,7 +282,7 @@ def train_on(model_class, train_ids: torch.Tensor, vocab_size: int) -> dict:
 def serve(folder: str, requests: int, replies: int) -> None:
     """The child's loop: one request, one reply, until the judge closes the pipe."""
     torch.manual_seed(0)
-    objects = {}
+    objects: dict[int, object] = {}
     while (payload := receive(requests)) is not None:
         try:
             reply = {"value": as_reply(answer(pickle.loads(payload), objects, folder), objects)}

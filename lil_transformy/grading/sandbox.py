@@ -132,7 +132,9 @@ def sandboxed_child(scratch: Path, threads: int = 2) -> Child:
 
     package = Path(lil_transformy.__file__).parent
     readonly = {Path(d) for d in SYSTEM_DIRS} | {Path(sys.base_prefix), Path(sys.prefix), package}
-    args = [bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev",
+    program = bwrap()
+    assert program is not None, "bubblewrap is missing: grading calls require_bwrap() first"
+    args = [program, "--unshare-all", "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev",
             "--tmpfs", "/tmp", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin"]
     if os.geteuid() == 0:  # run as nobody in a user namespace of its own, without capabilities
