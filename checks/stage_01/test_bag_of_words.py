@@ -5,7 +5,7 @@ import torch
 from lil_transformy.grading.checking import (
     expect,
     expect_shape,
-    first_future_leak_by_gradient,
+    first_future_leak_of_vectors,
     random_vectors,
     student_code,
 )
@@ -13,7 +13,6 @@ from lil_transformy.grading.checking import (
 from ..model_checks import (  # noqa: F401
     test_logits_shape,
     test_loss_on_the_ladder,
-    test_no_peeking_by_gradient,
     test_no_peeking_by_perturbation,
     test_no_peeking_on_a_real_story,
 )
@@ -32,7 +31,7 @@ def test_causal_average_values(stage):
 @pytest.mark.causality
 def test_causal_average_never_looks_ahead(stage):
     with student_code():
-        leak = first_future_leak_by_gradient(stage.causal_average, random_vectors(2, 6, 4))
+        leak = first_future_leak_of_vectors(stage.causal_average, random_vectors(2, 6, 4))
     expect(leak is None, "out[:, t] to depend on x[:, :t + 1] only",
            f"out[:, {leak and leak[0]}] depends on x[:, {leak and leak[1]}]" if leak else "",
            "average prefixes (cumsum), not the whole sequence")

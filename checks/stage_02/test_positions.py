@@ -3,16 +3,13 @@ from dataclasses import replace
 
 import torch
 
-from lil_transformy.grading.checking import expect, expect_shape, student_code
-from lil_transformy.grading.probes import set_parameters
-from lil_transformy.grading.remote import run_probe
+from lil_transformy.grading.checking import expect, expect_shape, set_weights, student_code
 from lil_transformy.tokens import WORD_ORDER_PAIR, word_order_pair
 from lil_transformy.train import SHARED
 
 from ..model_checks import (  # noqa: F401
     test_logits_shape,
     test_loss_on_the_ladder,
-    test_no_peeking_by_gradient,
     test_no_peeking_by_perturbation,
     test_no_peeking_on_a_real_story,
 )
@@ -37,11 +34,11 @@ def test_the_average_hides_word_order(Model, token_data):
     with student_code():
         model = Model(cfg).eval()
         positions = "embed.position_embedding.weight"
-        run_probe(set_parameters, model, {positions: "normal"})  # large positions: if order leaks, it shows
+        set_weights(model, {positions: "normal"})  # large positions: if order leaks, it shows
         girl_dog, dog_girl = (model(ids)[0, -1] for ids in word_order_pair(token_data.vocab))
         no_positions = Model(cfg).eval()
         no_positions.load_state_dict(model.state_dict())
-        run_probe(set_parameters, no_positions, {positions: "zeros"})
+        set_weights(no_positions, {positions: "zeros"})
         without = no_positions(word_order_pair(token_data.vocab)[0])[0, -1]
     expect(not torch.allclose(girl_dog, without, atol=1e-4), "the positions to change the logits",
            "the same logits with every position vector zeroed", "does forward() use self.embed (tokens + positions)?")

@@ -9,7 +9,6 @@ from ..attention_checks import expect_nothing_ready_made
 from ..model_checks import (  # noqa: F401
     test_logits_shape,
     test_loss_on_the_ladder,
-    test_no_peeking_by_gradient,
     test_no_peeking_by_perturbation,
     test_no_peeking_on_a_real_story,
 )

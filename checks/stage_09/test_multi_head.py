@@ -7,16 +7,14 @@ from lil_transformy.grading.checking import (
     expect_every_weight_matters,
     expect_shape,
     random_vectors,
+    set_weights,
     student_code,
 )
-from lil_transformy.grading.probes import set_parameters
-from lil_transformy.grading.remote import run_probe
 
 from ..attention_checks import expect_nothing_ready_made
 from ..model_checks import (  # noqa: F401
     test_logits_shape,
     test_loss_on_the_ladder,
-    test_no_peeking_by_gradient,
     test_no_peeking_by_perturbation,
     test_no_peeking_on_a_real_story,
 )
@@ -35,11 +33,11 @@ def test_split_heads(stage):
 def test_heads_attend_independently(stage):
     with student_code():
         attention = stage.MultiHeadAttention(8, 2)
-        run_probe(set_parameters, attention, {"W_O.weight": torch.eye(8), "W_O.bias": torch.zeros(8)})  # heads as they are
+        set_weights(attention, {"W_O.weight": torch.eye(8), "W_O.bias": torch.zeros(8)})  # heads as they are
         x = random_vectors(2, 5, 8)
         before = attention(x)
         W_Q = attention.W_Q.weight
-        run_probe(set_parameters, attention, {"W_Q.weight": torch.cat([W_Q[:4], -3 * W_Q[4:]])})  # head 1's queries only
+        set_weights(attention, {"W_Q.weight": torch.cat([W_Q[:4], -3 * W_Q[4:]])})  # head 1's queries only
         after = attention(x)
     expect_shape(before, (2, 5, 8), "attention(x)", "(batch, seq, d_model): merge the heads back and project with W_O")
     head0_moved = (after[..., :4] - before[..., :4]).abs().max().item()

@@ -14,8 +14,7 @@ import torch
 
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.limits import MachineOverloaded
-from lil_transformy.grading.probes import embedding_gradient_map, input_gradient_map, weight_effects
-from lil_transformy.grading.remote import ChildGone, StudentCodeError, run_probe
+from lil_transformy.grading.remote import ChildGone, StudentCodeError
 from lil_transformy.paths import cache_dir
 from lil_transformy.train import SHARED, pick_device, strided_windows
 
@@ -94,61 +93,95 @@ def expect_shape(tensor, shape: tuple, what: str, hint: str) -> None:
         expect_finite(tensor, what)
 
 
-def first_future_leak_by_perturbation(forward, idx: torch.Tensor, vocab_size: int, atol: float = 1e-5):
-    """(t, s) such that changing token s > t changed the output at t, or None.
+def first_future_leak(forward, inputs: torch.Tensor, change, atol: float = 1e-5):
+    """(t, s) such that changing input position s > t (`change(inputs, s)`) changed the output at t, or None.
 
-    forward: (batch, seq) token ids -> (batch, seq, ...). Every future position is changed in turn.
-    Causes that would pass for "sees the future" fail first, as what they are: non-finite outputs (NaN
-    hides any change), an input edited in place, and outputs that change from one call to the next.
+    forward: (batch, seq, ...) -> (batch, seq, ...). Every future position is changed in turn; the judge compares
+    the outputs (no gradient the student's process reports). Causes that would pass for "sees the future" fail
+    first, as what they are: non-finite outputs (NaN hides any change), an input edited in place, and outputs
+    that change from one call to the next.
     """
-    original = idx.clone()
+    original = inputs.clone()
     with torch.no_grad():
-        base = forward(idx)
-        if isinstance(base, torch.Tensor) and base.is_floating_point():
+        base = forward(inputs)
+        expect(isinstance(base, torch.Tensor) and base.dim() >= 2 and base.shape[:2] == inputs.shape[:2],
+               f"a tensor of shape ({inputs.size(0)}, {inputs.size(1)}, ...)", f"{type(base).__name__} "
+               f"{tuple(base.shape) if isinstance(base, torch.Tensor) else ''}", "one output per position")
+        if base.is_floating_point():
             expect_finite(base, "the output (a causality check cannot compare NaN)")
-        expect(torch.equal(idx, original), "a forward pass that leaves its input as it was",
-               "token ids that changed during the forward pass", "an in-place edit of the input (idx[...] = ..., "
+        expect(torch.equal(inputs, original), "a forward pass that leaves its input as it was",
+               "an input that changed during the forward pass", "an in-place edit of the input (idx[...] = ..., "
                "idx += ...) changes the caller's tensor: compute a new tensor instead")
-        drift = (forward(idx) - base).abs().max().item()
+        drift = (forward(inputs) - base).abs().max().item()
         expect(drift <= atol, "the same output twice for the same input, in eval mode",
                f"outputs that differ by up to {drift:.3g} between two calls", RANDOMNESS_HINT)
-        for s in range(1, idx.size(1)):
-            changed = idx.clone()
-            changed[:, s] = (changed[:, s] + 1 + torch.arange(idx.size(0)) % (vocab_size - 1)) % vocab_size
-            moved = (forward(changed)[:, :s] - base[:, :s]).abs().amax(dim=tuple(range(2, base.dim())))
+        for s in range(1, inputs.size(1)):
+            moved = (forward(change(inputs, s))[:, :s] - base[:, :s]).abs().amax(dim=tuple(range(2, base.dim())))
             moved = moved.amax(dim=0)  # (s,): the largest change at each earlier position
-            if (moved > atol).any():
-                return int(torch.nonzero(moved > atol)[0]), s
+            if not torch.isfinite(moved).all() or (moved > atol).any():
+                return int(torch.nonzero(~(moved <= atol))[0]), s
     return None
 
 
-def first_future_leak_by_gradient(forward, x: torch.Tensor):
-    """(t, s) such that the output at t has a gradient from the input at s > t, or None.
+def first_future_leak_by_perturbation(forward, idx: torch.Tensor, vocab_size: int):
+    """first_future_leak for (batch, seq) token ids: token s becomes another id, a different one in each row."""
+    def change(idx: torch.Tensor, s: int) -> torch.Tensor:
+        changed = idx.clone()
+        changed[:, s] = (changed[:, s] + 1 + torch.arange(idx.size(0)) % (vocab_size - 1)) % vocab_size
+        return changed
 
-    forward: (batch, seq, d) floats -> (batch, seq, ...).
-    """
-    return first_leak(run_probe(input_gradient_map, forward, x))
+    return first_future_leak(forward, idx, change)
 
 
-def embedding_gradient_leak(model, idx: torch.Tensor):
-    """(t, s) such that the logits at t have a gradient from an embedding at position s > t, or None."""
-    return first_leak(run_probe(embedding_gradient_map, model, idx))
+def first_future_leak_of_vectors(forward, x: torch.Tensor):
+    """first_future_leak for (batch, seq, d) vectors: vector s moves by a random step."""
+    def change(x: torch.Tensor, s: int) -> torch.Tensor:
+        changed = x.clone()
+        changed[:, s] += random_vectors(x.size(0), x.size(-1))
+        return changed
+
+    return first_future_leak(forward, x, change)
+
+
+def parameter_names(module) -> list[str]:
+    """The names of the student's module's parameters (a plain call: its named_parameters())."""
+    return [name for name, _ in module.named_parameters()]
+
+
+def set_weights(module, values: dict) -> None:
+    """Load values into the student's module by name (its own load_state_dict: whatever it does with them, the
+    judge then looks only at its outputs). A value is a tensor, "normal" (N(0, 1)) or "zeros"; a name the module
+    does not have (a bias a student left out) is not set."""
+    current = module.state_dict()
+    fills = {"normal": lambda t: torch.randn(t.shape, generator=INPUTS), "zeros": torch.zeros_like}
+    module.load_state_dict({name: fills[value](current[name]) if isinstance(value, str) else value
+                            for name, value in values.items() if name in current}, strict=False)
 
 
 def expect_every_weight_matters(module, x: torch.Tensor, what: str, hint: str) -> None:
-    """Every weight matrix of the student's `module` must change its output and get a gradient."""
-    effects = run_probe(weight_effects, module, x)
-    idle = [e for e in effects if not (e["moved"] > 1e-6 and e["gradient"] > 0)]
-    expect(effects and not idle, f"every weight matrix of your {what} to shape its output (a gradient, and a "
-           f"change when it changes)", ", ".join(f"{e['name']} {tuple(e['shape'])} never does" for e in idle)
-           or "no weight matrix at all", hint)
-
-
-def first_leak(gradients: torch.Tensor):
-    """(t, s) with s > t and a nonzero (or non-finite) gradient [t, s], the smallest t first; or None."""
-    future = torch.triu(torch.ones_like(gradients, dtype=torch.bool), diagonal=1)
-    leaks = torch.nonzero(future & ((gradients != 0) | ~torch.isfinite(gradients)))
-    return tuple(leaks[0].tolist()) if len(leaks) else None
+    """Every weight matrix of the student's `module` changes its output when the judge changes it, and the output
+    is back when the judge puts it back: judged from outputs alone, on weights the judge set."""
+    with torch.no_grad():
+        base = module(x)
+        expect(isinstance(base, torch.Tensor) and base.is_floating_point(), f"a float tensor from your {what}",
+               f"a {type(base).__name__}", hint)
+        expect_finite(base, f"the output of your {what}")
+        state = {name: value.clone() for name, value in module.state_dict().items()}  # in-process: not live
+        matrices = [name for name in parameter_names(module) if name in state and state[name].dim() >= 2]
+        idle = []
+        for name in matrices:
+            set_weights(module, {name: state[name] + 0.5 * torch.randn(state[name].shape, generator=INPUTS)})
+            moved = module(x)
+            set_weights(module, {name: state[name]})
+            back = module(x)
+            expect(isinstance(moved, torch.Tensor) and isinstance(back, torch.Tensor) and moved.shape == base.shape
+                   and torch.allclose(back, base, atol=1e-6), f"your {what}'s output back as it was once {name} is",
+                   "a different output", "forward must depend only on the input and the weights")
+            expect_finite(moved, f"the output of your {what}")
+            if (moved - base).abs().max() <= 1e-6:
+                idle.append(f"{name} {tuple(state[name].shape)} never does")
+    expect(bool(matrices) and not idle, f"every weight matrix of your {what} to shape its output (a change when it "
+           f"changes)", ", ".join(idle) or "no weight matrix at all", hint)
 
 
 def loss_cache_file(number: str) -> Path:

@@ -247,6 +247,8 @@ def answer(request: tuple, objects: dict, folder: str):
         probe = getattr(importlib.import_module(module), name)
         return probe(*from_request(rest[1], objects), **from_request(rest[2], objects))
     if verb == "train":  # the one library routine the child runs for the judge: its result is judged elsewhere
+        from lil_transformy.grading.probes import train_on
+
         return train_on(*from_request(rest, objects))
     target = objects[rest[0]]
     if verb == "getattr":
@@ -262,21 +264,6 @@ def answer(request: tuple, objects: dict, folder: str):
     if verb == "len":
         return len(target)
     raise ValueError(f"unknown request {verb!r}")
-
-
-def train_on(model_class, train_ids: torch.Tensor, vocab_size: int) -> dict:
-    """`model_class` trained with the shared budget on the training tokens the judge sent (the child has no other
-    text): {"state": its state dict, "steps": ...}. The judge scores it in another, fresh child."""
-    import numpy as np
-
-    from lil_transformy.tokens import TokenData
-    from lil_transformy.train import SHARED, train
-    from lil_transformy.vocab import Vocabulary
-
-    data = TokenData(Vocabulary(np.arange(vocab_size), 1.0), train_ids, torch.empty(0, dtype=torch.long),
-                     "sent by the judge", "")
-    result = train(model_class, data, SHARED, progress=False, score=False)
-    return {"state": result.model.state_dict(), "steps": result.config.steps}
 
 
 def serve(folder: str, requests: int, replies: int) -> None:
