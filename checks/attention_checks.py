@@ -1,7 +1,7 @@
 """Checks shared by the stages whose lesson includes attention."""
 import torch
 
-from lil_transformy.grading.checking import NON_FINITE_HINT, expect, random_vectors
+from lil_transformy.grading.checking import NON_FINITE, expect, random_vectors
 
 FORBIDDEN = ("MultiheadAttention", "scaled_dot_product_attention", "TransformerEncoderLayer", "nn.Transformer")
 
@@ -35,7 +35,7 @@ def attention_diagnosis(stage04, number: str) -> str | None:
     if not (isinstance(weights, torch.Tensor) and weights.shape == (2, 5, 5) and weights.is_floating_point()):
         return None
     if not torch.isfinite(weights).all():
-        return NON_FINITE_HINT + "." + first
+        return NON_FINITE + "." + first
     rows_sum_to_1 = torch.allclose(weights.sum(-1), torch.ones(2, 5), atol=1e-5)
     columns_sum_to_1 = torch.allclose(weights.sum(-2), torch.ones(2, 5), atol=1e-5)
     if not rows_sum_to_1 and columns_sum_to_1:

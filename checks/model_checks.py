@@ -15,6 +15,7 @@ from lil_transformy.grading.checking import (
     first_future_leak_by_perturbation,
     observed_loss,
     random_tokens,
+    random_vectors,
     remember_loss,
     student_code,
 )
@@ -101,6 +102,20 @@ def test_no_peeking_on_a_real_story(request, Model, token_data):
     cfg = replace(SHARED, vocab_size=token_data.vocab.size)
     story = token_data.heldout[: cfg.context].unsqueeze(0)  # (1, context): the first held-out tokens
     no_peeking(request, build(Model, cfg), story, cfg.vocab_size)
+
+
+@pytest.mark.causality
+def test_the_attention_it_builds_on_is_causal(request, attention_stage):
+    """A stage after 04 runs the student's own stage 04: its causal_mask and attention_weights are checked again
+    here (cheaply), and a mistake there is named as stage 04's."""
+    expect(attention_stage is not None, "your stage 04 module, which this stage builds on",
+           "a module that cannot be loaded", "run pytest checks/stage_04 first")
+    with student_code():
+        attention_stage.causal_mask(4)  # a stub fails here: not written yet
+        attention_stage.attention_weights(random_vectors(1, 4, 8), random_vectors(1, 4, 8))
+    problem = attention_diagnosis(attention_stage, stage_of(request))
+    expect(problem is None, "your stage 04 causal_mask and attention_weights to pass stage 04's checks",
+           "a mistake there", problem or "")
 
 
 @pytest.mark.loss

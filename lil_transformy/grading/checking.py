@@ -14,7 +14,7 @@ import torch
 
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.limits import MachineOverloaded
-from lil_transformy.grading.remote import ChildGone, StudentCodeError
+from lil_transformy.grading.remote import NON_FINITE, ChildGone, StudentCodeError
 from lil_transformy.paths import cache_dir
 from lil_transformy.train import SHARED, pick_device, strided_windows
 
@@ -68,8 +68,6 @@ def random_vectors(*shape: int) -> torch.Tensor:
     return torch.randn(*shape, generator=INPUTS)
 
 
-NON_FINITE_HINT = ("a row of scores that is all -inf (a mask that hides every key, the diagonal too) gives NaN "
-                   "after the softmax; so does a division by zero or a log of 0")
 
 
 RANDOMNESS_HINT = ("randomness left on in eval(): dropout must switch off (nn.Dropout does; F.dropout needs "
@@ -82,7 +80,7 @@ def expect_finite(tensor: torch.Tensor, what: str) -> None:
     if bad.any():
         where = torch.nonzero(bad)[0].tolist()
         expect(False, f"finite numbers in {what}", f"{tensor.detach().flatten()[bad.flatten()][0].item()} "
-               f"at index {where}", NON_FINITE_HINT)
+               f"at index {where}", NON_FINITE)
 
 
 def expect_shape(tensor, shape: tuple, what: str, hint: str) -> None:

@@ -27,13 +27,16 @@ from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.limits import Budget, MachineOverloaded, OverBudget
 from lil_transformy.grading.pipe import TooLarge, receive, send
 
+NON_FINITE = ("a row of scores that is all -inf (a mask that hides every key, the diagonal too) gives NaN after the "
+              "softmax; so does a division by zero or a log of 0")
+
 
 class StudentCodeError(Exception):
     """The student's code raised (in the child); the message names the exception."""
 
 
 class ChildGone(StudentCodeError):
-    """The child stopped answering: it exited, crashed or was killed."""
+    """The child's answer cannot be used: it exited, crashed or was killed, or sent what no honest code sends."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ class Remote:
             return {k: self.from_reply(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return (list if isinstance(value, list) else tuple)(self.from_reply(v) for v in value)
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            raise ChildGone(f"your code returned NaN or infinite numbers (in a tensor of shape {tuple(value.shape)}): "
+                            f"{NON_FINITE}: NaN fails every check it reaches, since NaN compares unequal to everything")
         if isinstance(value, (torch.Tensor, bool, int, float, str, type(None))):
             return value
         raise ChildGone(f"your code's process sent a {type(value).__name__}")
