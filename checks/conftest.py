@@ -8,8 +8,10 @@ With ``--isolate process|sandbox`` (how grading runs) the student's module is ne
 checks judge only the data that comes back.
 """
 import contextlib
+import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,6 +41,7 @@ def pytest_addoption(parser):
                      help="where the student's code runs: 'no' (in pytest, the default), 'process' (a child "
                           "process: checks judge only the data it returns), 'sandbox' (that child in bubblewrap; "
                           "how grading runs)")
+    parser.addoption("--evidence", help="grading: write what the student's children recorded (a JSON list) here")
 
 
 def pytest_configure(config):
@@ -73,6 +76,7 @@ class StudentChild:
         self.folder, self.isolate, self.scratch_root, self.remote = folder, isolate, scratch_root, None
         self.import_failed = None  # why importing the student's module failed: every later check fails at once
         self.limits = (FAST_CHECK_CPU_SECONDS, FAST_CHECK_WALL_SECONDS)
+        self.evidence: list[str] = []  # what its children recorded (grading/evidence.py)
 
     def import_stage(self, number: str):
         if self.import_failed:
@@ -86,9 +90,15 @@ class StudentChild:
     def get(self) -> Remote:
         if self.remote is None or not self.remote.alive:
             if self.remote is not None:
-                self.remote.close()
+                self.close(self.remote)
             self.remote = self.new_child()
         return self.remote
+
+    def close(self, remote: Remote) -> None:
+        """End a child, keeping what it recorded (a child that died records nothing: that proves nothing)."""
+        with contextlib.suppress(StudentCodeError):
+            self.evidence += [record for record in remote.ask("evidence") if record not in self.evidence]
+        remote.close()
 
     def new_child(self) -> Remote:
         """A child of its own, in a scratch folder holding a copy of the student's stage modules and nothing else."""
@@ -113,7 +123,7 @@ class StudentChild:
             model.load_state_dict(state["weights"])
             yield model.eval()
         finally:
-            remote.close()
+            self.close(remote)
 
     def start_check(self, limits: tuple[float, float]) -> None:
         """A new check: its (CPU seconds, wall backstop), and torch's seed 0 where the student's code runs."""
@@ -134,7 +144,9 @@ def student_child(request, tmp_path_factory):
                          tmp_path_factory.mktemp("student"))
     yield child
     if child.remote is not None:
-        child.remote.close()
+        child.close(child.remote)
+    if request.config.getoption("--evidence"):
+        Path(request.config.getoption("--evidence")).write_text(json.dumps(child.evidence))
 
 
 @pytest.fixture(autouse=True)

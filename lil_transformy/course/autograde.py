@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from lil_transformy.course.feedback import (
     failure_reason,
+    note_evidence,
     note_missing_graded_cells,
     print_table,
     write_failure_feedback,
@@ -119,4 +120,5 @@ def record(api, root: Path, student: str, assignment: str) -> str | None:
             return failure_reason(log)
         api.generate_feedback(assignment, student, force=True)
     note_missing_graded_cells(root, student, assignment)
+    note_evidence(root, student, assignment)
     return None

@@ -3,7 +3,7 @@ cells, the table of scores."""
 import html
 from pathlib import Path
 
-from lil_transformy.course.folder import grade_ids
+from lil_transformy.course.folder import evidence_of, grade_ids
 from lil_transformy.grading.judge import not_graded_yet
 from lil_transformy.stages import Stage
 
@@ -21,11 +21,26 @@ def note_missing_graded_cells(root: Path, student: str, assignment: str) -> None
         return
     missing = [g for g in grade_ids(root / "source" / assignment / f"{assignment}.ipynb") if g not in grade_ids(graded)]
     if missing:
-        note = (f"<div style='border:2px solid #c00;padding:1em;margin:1em'><b>Graded cells missing from your "
-                f"notebook (deleted?), 0 points each: {html.escape(', '.join(missing))}.</b> Graded cells are "
-                f"locked: keep them, they run the checks on your code.</div>")
-        text = feedback.read_text()
-        feedback.write_text(text.replace("<body>", "<body>" + note, 1) if "<body>" in text else note + text)
+        prepend_note(feedback, f"<b>Graded cells missing from your notebook (deleted?), 0 points each: "
+                               f"{html.escape(', '.join(missing))}.</b> Graded cells are locked: keep them, they run "
+                               f"the checks on your code.")
+
+
+def note_evidence(root: Path, student: str, assignment: str) -> None:
+    """What the grader recorded that no lesson needs (grading/evidence.py): a sentence for the student, the details
+    for the instructor, who reviews them; the points are those the checks gave."""
+    feedback = root / "feedback" / student / assignment / f"{assignment}.html"
+    records = evidence_of(root, student, assignment)
+    if records and feedback.exists():
+        prepend_note(feedback, f"<b>For review by your instructor:</b> while it was graded, your code did what no "
+                               f"lesson needs ({html.escape('; '.join(records))}). Your points are those the checks "
+                               f"gave; your instructor may look at your submission.")
+
+
+def prepend_note(feedback: Path, note_html: str) -> None:
+    note = f"<div style='border:2px solid #c00;padding:1em;margin:1em'>{note_html}</div>"
+    text = feedback.read_text()
+    feedback.write_text(text.replace("<body>", "<body>" + note, 1) if "<body>" in text else note + text)
 
 def write_failure_feedback(root: Path, student: str, assignment: str, why: str) -> None:
     folder = root / "feedback" / student / assignment

@@ -1,4 +1,5 @@
 """The course folder as nbgrader lays it out: its assignments, its students, its configuration."""
+import json
 import os
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import nbformat
 
 from lil_transformy.errors import LilTransformyError
+from lil_transformy.grading.judge import EVIDENCE
 from lil_transformy.stages import Stage, stage_of_assignment
 
 COURSE_ID = "lil-transformy"
@@ -42,6 +44,15 @@ def course_root(root: Path) -> Path:
     if not (root / "nbgrader_config.py").exists():
         raise LilTransformyError(f"{root} is not a course folder: make one with `lil-transformy course build {root}`")
     return root
+
+
+def evidence_of(root: Path, student: str, assignment: str) -> list[str]:
+    """What the student's code did while it was judged that no lesson needs, from its saved verdict."""
+    try:
+        outcomes = json.loads((root / VERDICTS / assignment / f"{student}.json").read_text())["outcomes"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [record for record, _ in outcomes.get(EVIDENCE, [])]
 
 
 def submitted_students(root: Path) -> list[str]:

@@ -10,6 +10,7 @@ from lil_transformy.course.folder import (
     VERDICTS,
     course_root,
     course_stages,
+    evidence_of,
     graded_groups_in_source,
     nbgrader_config,
     put_alembic_on_path,
@@ -99,6 +100,10 @@ def complete_grades(path: Path, students: list[str], points: dict[str, float],
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, list(reader)
     assert fields is not None  # nbgrader's export writes the header row
+    fields = [*fields, "review"]  # what the grader recorded that no lesson needs (course/feedback.note_evidence)
+    root = path.parent
+    for row in rows:
+        row["review"] = "; ".join(evidence_of(root, row["student_id"], row["assignment"]))
     have = {(row["student_id"], row["assignment"]) for row in rows}
     for assignment, full in points.items():
         for student in students:

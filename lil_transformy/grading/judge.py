@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from lil_transformy.grading.evidence import oversized_modules
 from lil_transformy.grading.limits import (
     ALL_CHECKS_WALL_SECONDS,
     FAST_CHECK_WALL_SECONDS,
@@ -65,6 +66,7 @@ MODULE_FILES = {f"{stage.module}.py" for stage in STAGES + DETOURS}  # all a jud
 LARGEST_MODULE = 1 << 20  # bytes
 
 Outcomes = dict[str, list[tuple[str, str | None]]]  # group: [(check name, failure message or None)]
+EVIDENCE = "evidence"  # not a group: what the student's children recorded that no lesson needs (evidence.py)
 _runs: dict[tuple[str, Path], tuple[Outcomes, str | None]] = {}  # one run of a stage's checks per kernel
 
 
@@ -179,10 +181,10 @@ def run_checks(number: str, folder: Path, seconds: float | None = None, isolate:
     code runs, "process" or "sandbox" (bubblewrap), with a budget of CPU seconds per check (limits.py);
     select: a pytest -m expression ("not training": no loss check)."""
     with tempfile.TemporaryDirectory() as tmp:
-        submission, report = Path(tmp) / "submission", Path(tmp) / "report.xml"
+        submission, report, evidence = Path(tmp) / "submission", Path(tmp) / "report.xml", Path(tmp) / "evidence.json"
         copy_stage_modules(Path(folder), submission)
         command = [sys.executable, "-I", "-m", "pytest", str(CHECKS / f"stage_{number}"),
-                   f"--impl={submission}", f"--isolate={isolate}", f"--junitxml={report}", "-q",
+                   f"--impl={submission}", f"--isolate={isolate}", f"--junitxml={report}", f"--evidence={evidence}", "-q",
                    "-p", "no:cacheprovider", f"--rootdir={CHECKS.parent}",
                    f"--timeout={FAST_CHECK_WALL_SECONDS + JUDGE_MARGIN_SECONDS}",  # the child's limits come first
                    *(["-m", select] if select else [])]
@@ -197,6 +199,10 @@ def run_checks(number: str, folder: Path, seconds: float | None = None, isolate:
             tail = output.decode(errors="replace").strip().splitlines()[-5:]
             return {}, "the checks could not run: " + " / ".join(tail)
         outcomes = read_outcomes(report)
+        records = [*oversized_modules(stage_module_files(Path(folder))),
+                   *(json.loads(evidence.read_text()) if evidence.exists() else [])]
+        if records:  # for the instructor to review; no group, no points
+            outcomes[EVIDENCE] = [(record, None) for record in records]
         overloaded = [message for group in outcomes.values() for _, message in group
                       if message and OVERLOADED in message]
         return outcomes, (overloaded[0][overloaded[0].index(OVERLOADED):] if overloaded else None)

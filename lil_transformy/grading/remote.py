@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from lil_transformy.errors import LilTransformyError
+from lil_transformy.grading.evidence import Evidence
 from lil_transformy.grading.limits import Budget, MachineOverloaded, OverBudget
 from lil_transformy.grading.pipe import TooLarge, receive, send
 
@@ -276,9 +277,12 @@ def serve(folder: str, requests: int, replies: int) -> None:
     """The child's loop: one request, one reply, until the judge closes the pipe."""
     torch.manual_seed(0)
     objects: dict[int, object] = {}
+    evidence = Evidence(folder)  # before any of the student's code runs
     while (payload := receive(requests)) is not None:
         try:
-            reply = {"value": as_reply(answer(pickle.loads(payload), objects, folder), objects)}
+            request = pickle.loads(payload)
+            value = evidence.records() if request == ("evidence",) else answer(request, objects, folder)
+            reply = {"value": as_reply(value, objects)}
         except BaseException as error:  # the student's code raised (or exited): the judge decides
             reply = {"error": (type(error).__name__, str(error)[:2000])}
         buffer = io.BytesIO()
