@@ -139,7 +139,7 @@ def graded(tmp_path_factory, listener):
     peeking = reference(module04, '    scores = scores.masked_fill(~causal_mask(q.size(-2), q.device), '
                                   'float("-inf"))\n', "")
     submit(root, "peeks_and_patches_torch", STAGE_04, {**solved, module04: PATCHED_TORCH + peeking})
-    expected["peeks_and_patches_torch", "stage_04"] = 4  # exactly the causality points lost, as without the patch
+    expected["peeks_and_patches_torch", "stage_04"] = 3  # as without the patch: causality, and the loss that used the future
     before = {p: p.read_bytes() for p in (root / "submitted" / "honest").rglob("*") if p.is_file()}
     scores, failed = course.grade_class(root, [STAGE_00, STAGE_04])
     return root, scores, failed, expected, before

@@ -42,7 +42,8 @@ def expected_score(student: str, stage: Stage, groups: list[str]) -> float:
     if student == "stub":
         return 0
     if student == "broken" and "04" <= stage.number and "causality" in groups and stage.number != "03b":
-        return full - GROUPS["causality"].points
+        # its model sees the future: the causality points, and the loss point (a loss that used the future is none)
+        return full - GROUPS["causality"].points - GROUPS["loss"].points * ("loss" in groups)
     return full
 
 def demo(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1, db: str | None = None) -> bool:
@@ -58,5 +59,5 @@ def demo(root: Path, stages: list[Stage], sandboxed: bool = True, jobs: int = 1,
     for (student, assignment), want in wrong.items():
         print(f"NOT as expected: {student} got {scores[student, assignment][0]:g} in {assignment}, expected {want:g}")
     if not wrong:
-        print("as expected: reference full marks, stub zero, broken loses the causality points (stages 04-09)")
+        print("as expected: reference full marks, stub zero, broken loses the causality and loss points (stages 04-09)")
     return not wrong
