@@ -4,7 +4,7 @@ Shapes, causality (by perturbation and by gradient, on random tokens and a real 
 loss ladder: the stage, trained with the shared budget, must beat the previous stage.
 """
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -22,7 +22,7 @@ from lil_transformy.grading.checking import (
 from lil_transformy.grading.limits import TRAINING_WALL_SECONDS
 from lil_transformy.ladder import reference_loss
 from lil_transformy.stages import get_stage, implementation_folder, stage_of_assignment
-from lil_transformy.train import SHARED, evaluate, pick_device, train
+from lil_transformy.train import SHARED, pick_device, train
 
 from .attention_checks import attention_diagnosis
 
@@ -118,55 +118,91 @@ def test_the_attention_it_builds_on_is_causal(request, attention_stage):
            "a mistake there", problem or "")
 
 
-@pytest.mark.loss
-@pytest.mark.training
-@pytest.mark.timeout(TRAINING_WALL_SECONDS + 60)
-def test_loss_on_the_ladder(request, Model, token_data, reference, student_child, impl, fast_failures, loss_lines):
-    """Trained with the shared budget (seed 0), the stage beats the previous stage's reference loss.
+@dataclass
+class Scored:
+    """One training and scoring of the stage, shared by the two checks that judge it."""
+    loss: float
+    how: str  # trained how many steps, or from the cache
+    leak: str | None  # where the scored model saw the future, or None
 
-    Where the student's code runs, it trains; the held-out loss is computed here, from the logits it returns.
-    In a student's own run (not isolated) it trains only when every fast check of the stage passed, and answers
-    from the cache when nothing it depends on changed since it passed.
-    """
+
+SCORED: dict[str, Scored] = {}  # stage number: its run (a pytest run grades one implementation)
+
+
+def trained_and_scored(request, Model, token_data, student_child, impl, fast_failures) -> Scored:
+    """The stage trained with the shared budget (seed 0) and scored on the held-out text, with proof on that very
+    answer that no position saw the future (checking.observed_loss). In a student's own run (not isolated) it
+    trains only when every fast check of the stage passed, and answers from the cache when nothing it depends on
+    changed since it passed."""
     number = stage_of(request)
-    passes, expected, hint = ladder_goal(number, reference)
-    how = ""
+    if number in SCORED:
+        return SCORED[number]
     if student_child is None and fast_failures:
-        loss_lines.append(f"stage {number}: not trained, {len(fast_failures)} fast checks failed first")
         pytest.fail(f"not trained: {len(fast_failures)} fast check{'s' * (len(fast_failures) > 1)} of this stage "
                     f"failed first ({', '.join(fast_failures)}). Fix those: this check then trains your model "
                     f"(about 30 s) and counts as failed until it does. Grading trains it regardless.", pytrace=False)
     folder = implementation_folder(impl)
     loss = cached_loss(number, folder) if student_child is None else None
     if loss is not None:
-        how = "from the cache: nothing changed since it passed"
+        SCORED[number] = Scored(loss, "from the cache: nothing changed since it passed", None)
     elif student_child is None:  # the student's own run, in this process: they can only fool themselves
         terminal = sys.__stderr__ if sys.__stderr__.isatty() else False
         with student_code():
             result = train(Model, token_data, SHARED, progress=terminal, label="training your model", score=False)
-            loss = evaluate(result.model, token_data.heldout, SHARED)
-        how = f"trained {result.config.steps} steps"
+            model = result.model.eval()
+            loss, leak = observed_loss(model, model, token_data.heldout, SHARED, token_data.vocab.size)
+        SCORED[number] = Scored(loss, f"trained {result.config.steps} steps", leak)
     else:
-        loss, how = graded_loss(student_child, Model, number, token_data)
-    ok = passes(loss)
-    loss_lines.append(f"stage {number}: held-out loss {loss:.3f}, {'passed' if ok else 'FAILED'}: {expected} "
-                      f"({how})")
-    if ok and student_child is None and not how.startswith("from the cache"):
-        remember_loss(number, folder, loss)
-    expect(ok, expected, f"{loss:.3f} ({how})", hint)
+        SCORED[number] = graded_run(student_child, Model, number, token_data)
+    return SCORED[number]
 
 
-def graded_loss(student_child, Model, number: str, token_data) -> tuple[float, str]:
+def graded_run(student_child, Model, number: str, token_data) -> Scored:
     """Graded: the model trains where the student's code runs, on the training tokens alone (the child holds no
     other text), within its CPU budget; the judge then scores the trained weights in a fresh child, from the logits
-    it returns, and proves on that very answer, with a second fresh child that cannot compare notes, that no
-    position saw the future (checking.observed_loss)."""
+    it returns, and checks that very answer against a second fresh child that cannot compare notes."""
     with student_code():
         trained = student_child.get().ask("train", Model, token_data.train, token_data.vocab.size)
         state = {"weights": trained["state"], "vocab_size": token_data.vocab.size}
         with student_child.fresh_model(number, state) as scored, student_child.fresh_model(number, state) as twin:
-            loss = observed_loss(scored, twin, token_data.heldout, SHARED, token_data.vocab.size)
-    return loss, f"trained {trained['steps']} steps"
+            loss, leak = observed_loss(scored, twin, token_data.heldout, SHARED, token_data.vocab.size)
+    return Scored(loss, f"trained {trained['steps']} steps", leak)
+
+
+@pytest.mark.loss
+@pytest.mark.training
+@pytest.mark.timeout(TRAINING_WALL_SECONDS + 60)
+def test_loss_on_the_ladder(request, Model, token_data, reference, student_child, impl, fast_failures, loss_lines):
+    """Trained with the shared budget (seed 0), the stage beats the previous stage's reference loss. Where the
+    student's code runs, it trains; the held-out loss is computed here, from the logits it returns."""
+    number = stage_of(request)
+    passes, expected, hint = ladder_goal(number, reference)
+    try:
+        run = trained_and_scored(request, Model, token_data, student_child, impl, fast_failures)
+    except pytest.fail.Exception:
+        loss_lines.append(f"stage {number}: not trained")
+        raise
+    ok = passes(run.loss) and run.leak is None
+    loss_lines.append(f"stage {number}: held-out loss {run.loss:.3f}, {'passed' if ok else 'FAILED'}: {expected} "
+                      f"({run.how})" + (" but the model sees the future: not scored" if run.leak else ""))
+    expect(run.leak is None, "a held-out loss from a model that uses only the tokens up to each position",
+           f"a model that sees the future when it is scored ({run.leak})",
+           "a loss that used the next tokens means nothing: see the causality check of the trained model")
+    if ok and student_child is None and not run.how.startswith("from the cache"):
+        remember_loss(number, implementation_folder(impl), run.loss)
+    expect(ok, expected, f"{run.loss:.3f} ({run.how})", hint)
+
+
+@pytest.mark.causality
+@pytest.mark.training
+@pytest.mark.timeout(TRAINING_WALL_SECONDS + 60)
+def test_the_trained_model_never_sees_the_future(request, Model, token_data, student_child, impl, fast_failures):
+    """The model that is scored, on the answer it gave: the same logits up to every position whose tokens so far are
+    the same (checking.observed_loss), however the model was called."""
+    run = trained_and_scored(request, Model, token_data, student_child, impl, fast_failures)
+    expect(run.leak is None, "the same logits at every position whose tokens so far are the same",
+           run.leak or "", "your model sees the future when it is trained or scored: every position may use only "
+           "the tokens up to itself, always")
 
 
 def ladder_goal(number: str, reference: dict):
