@@ -22,8 +22,8 @@ from lil_transformy.grading.judge import GROUPS
 from lil_transformy.grading.limits import (
     FAST_CHECK_CPU_SECONDS,
     FAST_CHECK_WALL_SECONDS,
-    TRAINING_CPU_SECONDS,
     TRAINING_WALL_SECONDS,
+    training_cpu_seconds,
 )
 from lil_transformy.grading.remote import Remote, StudentCodeError
 from lil_transformy.ladder import reference_report
@@ -158,8 +158,9 @@ def same_start_everywhere(request, student_child):
     torch.manual_seed(0)
     if student_child is not None:
         training = request.node.get_closest_marker("training") is not None
-        student_child.start_check((TRAINING_CPU_SECONDS, TRAINING_WALL_SECONDS) if training else
-                                  (FAST_CHECK_CPU_SECONDS, FAST_CHECK_WALL_SECONDS))
+        stage = reference_report()["stages"].get(stage_number(request), {}) if EVOLUTION_REPORT.exists() else {}
+        student_child.start_check((training_cpu_seconds(stage.get("seconds")), TRAINING_WALL_SECONDS) if training
+                                  else (FAST_CHECK_CPU_SECONDS, FAST_CHECK_WALL_SECONDS))
 
 
 @pytest.fixture

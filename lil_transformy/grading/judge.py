@@ -51,7 +51,8 @@ SCORING_RULE = (
     "the loss 1 (a stage without a model has fewer groups). A group earns its points when every one of its checks "
     "passes: a check that fails, errors, is skipped or runs out of time earns nothing, since a check that did not "
     "run proved nothing (your instructor may give partial credit: a share of the group's points per passing "
-    "check). Your code is limited by the CPU seconds it uses (30 per check, 400 for the training), not by the "
+    "check). Your code is limited by the CPU seconds it uses (30 per check; for the training 8 times the reference's "
+    "own training time, e.g. 240 for stage 09), not by the "
     "clock: when the grading machine is too busy to tell, your submission is not graded yet and is graded again, "
     "never scored 0 for it. The loss check trains your model with the shared budget on CPU, seed 0, and compares "
     "its held-out loss with the reference loss of the stage before.")

@@ -21,11 +21,20 @@ from pathlib import Path
 
 FAST_CHECK_CPU_SECONDS = 30.0  # an honest check of any stage uses under 3
 FAST_CHECK_WALL_SECONDS = 300.0  # its backstop: 10x what an honest check uses on an idle machine, and more
-TRAINING_CPU_SECONDS = 400.0  # the shared budget's training: about 60 CPU seconds for stage 09 (2 threads)
+TRAINING_CPU_SECONDS = 400.0  # the training, when the reference report has no time for the stage
+TRAINING_CPU_FACTOR = 8.0  # CPU seconds per second the reference trained (2 threads use ~1.7): 4-5x its own cost
+TRAINING_CPU_FLOOR = 120.0
 TRAINING_WALL_SECONDS = 1800.0  # 60x the slowest stage's training on an idle 2-core machine
 ALL_CHECKS_WALL_SECONDS = 7200.0  # one judge, every check: a backstop for what nothing else stopped
 OVERLOADED = "not graded yet: the grading machine was overloaded"  # starts every such message
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def training_cpu_seconds(reference_seconds: list[float] | None) -> float:
+    """The training check's CPU budget, set from the reference's own cost for the stage (its seconds per model)."""
+    if not reference_seconds:
+        return TRAINING_CPU_SECONDS
+    return max(TRAINING_CPU_FLOOR, TRAINING_CPU_FACTOR * max(reference_seconds))
 
 
 class MachineOverloaded(Exception):
