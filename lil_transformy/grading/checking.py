@@ -108,7 +108,8 @@ def first_future_leak(forward, inputs: torch.Tensor, change, atol: float = 1e-5)
         if base.is_floating_point():
             expect_finite(base, "the output (a causality check cannot compare NaN)")
         expect(torch.equal(inputs, original), "a forward pass that leaves its input as it was",
-               "an input that changed during the forward pass", "an in-place edit of the input (idx[...] = ..., "
+               f"{'token ids' if not inputs.is_floating_point() else 'inputs'} that changed during the forward "
+               "pass", "an in-place edit of the input (idx[...] = ..., "
                "idx += ...) changes the caller's tensor: compute a new tensor instead")
         drift = (forward(inputs) - base).abs().max().item()
         expect(drift <= atol, "the same output twice for the same input, in eval mode",
@@ -148,9 +149,14 @@ def parameter_names(module) -> list[str]:
 
 def set_weights(module, values: dict) -> None:
     """Load values into the student's module by name (its own load_state_dict: whatever it does with them, the
-    judge then looks only at its outputs). A value is a tensor, "normal" (N(0, 1)) or "zeros"; a name the module
-    does not have (a bias a student left out) is not set."""
+    judge then looks only at its outputs). A value is a tensor, "normal" (N(0, 1)) or "zeros"; a bias the module
+    does not have (a student's choice) is not set, a missing weight fails the check, naming it."""
     current = module.state_dict()
+    missing = [name for name in values if name not in current and not name.endswith(".bias")]
+    expect(not missing, f"a parameter named {', '.join(missing)} in your module", "none",
+           f"if the scaffold defines {(missing or [''])[0].split('.')[0]}, your class or module must keep "
+           f"{(missing or [''])[0].split('.')[0]} under that name: the checks use it (`contract` in "
+           f"lil_transformy/stages.py)")
     fills = {"normal": lambda t: torch.randn(t.shape, generator=INPUTS), "zeros": torch.zeros_like}
     module.load_state_dict({name: fills[value](current[name]) if isinstance(value, str) else value
                             for name, value in values.items() if name in current}, strict=False)
