@@ -14,6 +14,7 @@ from lil_transformy.errors import LilTransformyError
 from lil_transformy.paths import REPO_ROOT
 
 IMPLEMENTATIONS = ("exercises", "solutions")
+IMPL_PACKAGE = "lt_impl_"  # the import names of implementation folders start so (package_for)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def load_stage_module(number: str, impl: str = "exercises") -> types.ModuleType:
 def package_for(folder: Path, impl: str) -> str:
     """The import name of an implementation folder: a name of its own, so that no implementation (the
     reference least of all) is importable by a plain ``import solutions``."""
-    name = "lt_impl_" + hashlib.sha1(str(folder).encode()).hexdigest()[:12]
+    name = IMPL_PACKAGE + hashlib.sha1(str(folder).encode()).hexdigest()[:12]
     if name not in sys.modules:
         package = types.ModuleType(name)
         package.__path__ = [str(folder)]

@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from lil_transformy.stages import IMPL_PACKAGE
+
 WATCHED_MODULES = ("builtins", "torch", "torch.nn", "torch.nn.functional", "numpy")
 LIBRARIES = ("lil_transformy", "pytest", "_pytest")
+
 LARGEST_LESSON = 64 << 10  # bytes: the largest stage module of the reference is 7 KB; a weight blob is far larger
 
 
@@ -28,7 +31,7 @@ class Evidence:
         self.snapshot = self.module_attributes()
         sys.addaudithook(self.hook)
 
-    def module_attributes(self) -> dict[tuple[str, str], int]:
+    def module_attributes(self) -> dict[tuple[str, str], int]:  # at the start: what is bound, by identity
         names = [*WATCHED_MODULES, *(n for n in sys.modules if n.startswith("lil_transformy"))]
         return {(name, attr): id(value) for name in names if name in sys.modules
                 for attr, value in vars(sys.modules[name]).items()}
@@ -69,10 +72,14 @@ class Evidence:
             self.busy = False
 
     def records(self) -> list[str]:
-        now = self.module_attributes()
-        replaced = sorted(f"{name}.{attr}" for (name, attr), ident in self.snapshot.items()
-                          if now.get((name, attr), ident) != ident)
-        return self.seen + [f"replaces {name}" for name in replaced[:10]]
+        """What it saw, and the attributes of the watched modules now bound to something the student's modules
+        defined (torch rebinds some of its own lazily: those are not the student's)."""
+        replaced = []
+        for (name, attr), ident in self.snapshot.items():
+            value = getattr(sys.modules[name], attr, None)
+            if id(value) != ident and str(getattr(value, "__module__", "")).startswith(IMPL_PACKAGE):
+                replaced.append(f"{name}.{attr}")
+        return self.seen + [f"replaces {name}" for name in sorted(replaced)[:10]]
 
 
 def oversized_modules(files: list[Path]) -> list[str]:

@@ -111,9 +111,12 @@ def pids_cgroup() -> Path | None:
 def child_environment(home: str, threads: int) -> dict:
     """A clean, whitelisted environment: nothing the grader's (or a student's) shell had set reaches the child.
     It grades on the reference device, the CPU, with the judge's share of its threads, and keeps freed memory
-    (train.keep_freed_memory: the same, for all the child does)."""
+    (train.keep_freed_memory: the same, for all the child does). Its threads wait for each other asleep, not
+    spinning: on a busy machine a spinning thread burns CPU seconds while its partner waits for a core, and the
+    CPU-second budgets (limits.py) would count the machine's load against the student."""
     return {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", CACHE_ENV: str(Path(home) / ".cache"),
             DEVICE_ENV: "cpu", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0",
             "MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 
 
