@@ -116,7 +116,7 @@ def child_environment(home: str, threads: int) -> dict:
     CPU-second budgets (limits.py) would count the machine's load against the student."""
     return {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", CACHE_ENV: str(Path(home) / ".cache"),
             DEVICE_ENV: "cpu", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-            "OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0",
+            "GOMP_SPINCOUNT": "10000",
             "MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 
 
