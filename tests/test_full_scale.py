@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from lil_transformy import data, full_scale, tokens
+from lil_transformy import data, tokens
 from lil_transformy.cli import main
 from lil_transformy.errors import LilTransformyError
+from lil_transformy.full import scale as full_scale
 from lil_transformy.full.data import load_full_data
 from lil_transformy.full.report import SEED_LOSS, evolve_full
 from lil_transformy.full.scale import FULL, train_full

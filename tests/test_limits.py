@@ -1,4 +1,4 @@
-"""A verdict never depends on how busy the grading machine is (lil_transformy/limits.py).
+"""A verdict never depends on how busy the grading machine is (lil_transformy/grading/limits.py).
 
 Real processes, real load: code that loops uses up its CPU seconds, code that sleeps reaches the
 wall-clock backstop without computing, and code that wants the CPU but is starved by other work
@@ -68,8 +68,8 @@ def test_a_judge_starved_of_the_cpu_saves_no_verdict_and_the_next_run_grades(tmp
     saved = tmp_path / "verdicts" / "ada.json"
     judge = (f"import os, sys; os.sched_setaffinity(0, {{0}}); os.nice(19); "
              f"from pathlib import Path; from lil_transformy.grading import judge; "
-             f"grading.ALL_CHECKS_WALL_SECONDS = 5; "
-             f"print(grading.judged('00', Path({str(tmp_path / 'stubs')!r}), Path({str(saved)!r}), 'process')[1])")
+             f"judge.ALL_CHECKS_WALL_SECONDS = 5; "
+             f"print(judge.judged('00', Path({str(tmp_path / 'stubs')!r}), Path({str(saved)!r}), 'process')[1])")
     with started(BUSY), started(BUSY):
         done = subprocess.run([sys.executable, "-c", judge], capture_output=True, text=True, timeout=240)
     assert not_graded_yet(done.stdout.strip()), done.stdout + done.stderr

@@ -15,7 +15,7 @@ import pytest
 
 from lil_transformy.authoring.exercises import write_exercises
 from lil_transformy.authoring.mutants import apply, named
-from lil_transformy.grading import checking, grading
+from lil_transformy.grading import checking, judge
 from lil_transformy.paths import CACHE_ENV, CHECKS, REPO_ROOT
 
 
@@ -78,9 +78,9 @@ def test_the_cache_key_changes_with_every_input(tmp_path, monkeypatch):
     checks = tmp_path / "checks"
     shutil.copytree(CHECKS, checks)
     report = tmp_path / "evolution.json"
-    shutil.copy(grading.EVOLUTION_REPORT, report)
-    monkeypatch.setattr(grading, "CHECKS", checks)
-    monkeypatch.setattr(grading, "EVOLUTION_REPORT", report)
+    shutil.copy(judge.EVOLUTION_REPORT, report)
+    monkeypatch.setattr(judge, "CHECKS", checks)
+    monkeypatch.setattr(judge, "EVOLUTION_REPORT", report)
     keys = [checking.loss_cache_key("05", mine)]
     for changed in (mine / "stage_04_attention.py", checks / "model_checks.py", checks / "stage_05" / "__init__.py",
                     report):
