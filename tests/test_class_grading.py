@@ -24,6 +24,7 @@ from lil_transformy import course
 from lil_transformy.authoring.mutants import apply, named
 from lil_transformy.course import gradebook
 from lil_transformy.course.folder import COURSE_ID, VERDICTS
+from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.sandbox import bwrap
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage
@@ -187,7 +188,7 @@ def test_graders_starting_together_on_a_new_postgresql_gradebook_all_open_it(pos
 
 
 def test_shards_need_a_shared_gradebook(class_03):
-    with pytest.raises(course.LilTransformyError, match="PostgreSQL"):
+    with pytest.raises(LilTransformyError, match="PostgreSQL"):
         course.grade_class(class_03, [STAGE_03], shard=(1, 2))
 
 
