@@ -45,6 +45,9 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # pytest's summary at the end repeats each failure's first line, in full on a CI runner: a hint is printed once,
+    # in the failure itself
+    config.option.force_short_summary = True
     for marker, what in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {what}")
     try:

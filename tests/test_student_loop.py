@@ -4,6 +4,7 @@ The loss check does not train after a fast check failed, and answers from a cach
 depends on changed since it passed; the likeliest cause is named first, each hint printed once; a
 check prints the same numbers in the student's own process and in grading's child.
 """
+import os
 import shutil
 import subprocess
 import sys
@@ -24,14 +25,14 @@ def mutant(name: str, target: Path) -> Path:
     return apply(named("mutants", name), target)
 
 
-def run_stage(folder: Path, number: str, cache: Path, *options: str) -> tuple[str, float, dict]:
+def run_stage(folder: Path, number: str, cache: Path, *options: str, **environment: str) -> tuple[str, float, dict]:
     """`pytest checks/stage_NN` on `folder` as a student runs it: (output, seconds, {check: failure or None})."""
     report = cache.parent / f"report-{time.monotonic_ns()}.xml"
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pytest", f"checks/stage_{number}", f"--impl={folder}",
                            "-p", "no:cacheprovider", f"--junitxml={report}", *options], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, CACHE_ENV: str(cache)})
+                          env={**os.environ, CACHE_ENV: str(cache), **environment})
     seconds = time.perf_counter() - started
     outcomes = {case.get("name"): next(((c.text or c.get("message")).strip().removeprefix("Failed: ") for c in case
                                         if c.tag in ("failure", "error")), None)
@@ -106,9 +107,9 @@ def test_a_leak_is_blamed_on_its_likeliest_cause(tmp_path, cache, name, number, 
 
 def test_a_stubs_hint_is_printed_once(tmp_path, cache):
     write_exercises(target=tmp_path / "stubs")
-    out, _, _ = run_stage(tmp_path / "stubs", "04", cache, "-m", "not training")
+    out, _, _ = run_stage(tmp_path / "stubs", "04", cache, "-m", "not training", COLUMNS="300", CI="true")
     assert "During handling of the above exception" not in out
-    assert out.count("Hint: torch.tril of a (seq, seq) matrix of ones") == 1  # causal_mask: one check calls it
+    assert out.count("torch.tril of a (seq, seq) matrix of ones") == 1  # causal_mask: one check calls it
 
 
 @pytest.mark.parametrize("name, number", [("mask_after_softmax", "04"), ("ffn_without_nonlinearity", "06"),

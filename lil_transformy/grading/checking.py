@@ -36,6 +36,7 @@ def student_code():
         return
     except NotImplementedError as error:
         message = str(error) if "not written yet" in str(error) else f"not written yet: {error}"
+        message = message.replace(". Hint: ", "\n  hint: ", 1)  # the summary line shows the first line only
     except AttributeError as error:  # a renamed attribute of the scaffold, or a typo in the student's code
         missing = re.search(r"attribute '(\w+)'|has no attribute `(\w+)`", str(error))
         name = next((g for g in missing.groups() if g), None) if missing else None
