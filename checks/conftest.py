@@ -116,23 +116,39 @@ class StudentChild:
         return remote
 
     @contextlib.contextmanager
-    def fresh_model(self, number: str, state: dict):
-        """The stage's model in a fresh child that has seen no other question, holding `state` (the trained weights),
-        in eval mode: a handle, closed afterwards."""
+    def fresh_model_class(self, number: str):
+        """The stage's model class in a fresh child that has seen no other question: (the child, a handle on the
+        class), closed afterwards."""
         remote = self.new_child()
         try:
-            model_class = getattr(remote.ask("import", number), get_stage(number).model)
+            yield remote, getattr(remote.ask("import", number), get_stage(number).model)
+        finally:
+            self.close(remote)
+
+    def train(self, number: str, train_ids: torch.Tensor, vocab_size: int) -> dict:
+        """The stage's model trained in a fresh child, which gets the training tokens and nothing else: {"state": the
+        trained weights, "steps": ...} (grading/trainer.py)."""
+        with self.fresh_model_class(number) as (remote, model_class):
+            return remote.ask("train", model_class, train_ids, vocab_size)
+
+    @contextlib.contextmanager
+    def fresh_model(self, number: str, state: dict):
+        """The stage's model in a fresh child, holding `state` (the trained weights), in eval mode."""
+        with self.fresh_model_class(number) as (_, model_class):
             model = model_class(replace(SHARED, vocab_size=int(state["vocab_size"])))
             model.load_state_dict(state["weights"])
             yield model.eval()
-        finally:
-            self.close(remote)
 
     def start_check(self, limits: tuple[float, float]) -> None:
         """A new check: its (CPU seconds, wall backstop), and torch's seed 0 where the student's code runs."""
         self.limits = limits
         if self.remote is not None and self.remote.alive:
             self.remote.start_check(*limits)
+        self.reseed()
+
+    def reseed(self) -> None:
+        """torch's seed 0 where the student's code runs."""
+        if self.remote is not None and self.remote.alive:
             with contextlib.suppress(StudentCodeError):  # a child that died is started again (seeded) when needed
                 self.remote.ask("seed", 0)
 
@@ -152,13 +168,25 @@ def student_child(request, tmp_path_factory):
         Path(request.config.getoption("--evidence")).write_text(json.dumps(child.evidence))
 
 
+def start_from_seed_0(student_child: StudentChild | None) -> None:
+    checking.INPUTS.manual_seed(0)
+    torch.manual_seed(0)
+    if student_child is not None:
+        student_child.reseed()
+
+
+@pytest.fixture
+def reseed(student_child):
+    """Start again from seed 0, as a new check does (for a check that runs other checks)."""
+    return lambda: start_from_seed_0(student_child)
+
+
 @pytest.fixture(autouse=True)
 def same_start_everywhere(request, student_child):
     """Every check starts from seed 0, for its inputs (checking.INPUTS) and for the student's code, wherever that
     runs: the same check prints the same numbers in a student's pytest and in grading. When grading, it also gets
     its own budget of CPU seconds (lil_transformy.grading.limits)."""
-    checking.INPUTS.manual_seed(0)
-    torch.manual_seed(0)
+    start_from_seed_0(student_child)
     if student_child is not None:
         training = request.node.get_closest_marker("training") is not None
         stage = reference_report()["stages"].get(stage_number(request), {}) if EVOLUTION_REPORT.exists() else {}
@@ -167,24 +195,32 @@ def same_start_everywhere(request, student_child):
 
 
 @pytest.fixture
-def stage(request, impl, student_child):
-    """The module under test: e.g. exercises/stage_04_attention.py (a handle on it, when isolated)."""
-    number = stage_number(request)
-    try:
-        if student_child is None:
-            return load_stage_module(number, impl)
-        return student_child.import_stage(number)
-    except (LilTransformyError, StudentCodeError) as error:
-        pytest.fail(str(error), pytrace=False)
+def load_stage(impl, student_child):
+    """number -> the student's module of that stage (a handle on it, when isolated); a failure fails the check."""
+    def load(number: str):
+        try:
+            if student_child is None:
+                return load_stage_module(number, impl)
+            return student_child.import_stage(number)
+        except (LilTransformyError, StudentCodeError) as error:
+            pytest.fail(str(error), pytrace=False)
+
+    return load
 
 
 @pytest.fixture
-def attention_stage(impl, student_child):
+def stage(request, load_stage):
+    """The module under test: e.g. exercises/stage_04_attention.py (a handle on it, when isolated)."""
+    return load_stage(stage_number(request))
+
+
+@pytest.fixture
+def attention_stage(load_stage):
     """The student's stage 04 module (causal_mask, attention_weights), which later stages import; None if it
     cannot be loaded (its own checks say why)."""
     try:
-        return load_stage_module("04", impl) if student_child is None else student_child.import_stage("04")
-    except (LilTransformyError, StudentCodeError, pytest.fail.Exception):
+        return load_stage("04")
+    except pytest.fail.Exception:
         return None
 
 

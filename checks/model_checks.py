@@ -3,8 +3,11 @@
 Shapes, causality (by perturbation and by gradient, on random tokens and a real story) and the
 loss ladder: the stage, trained with the shared budget, must beat the previous stage.
 """
+import importlib
+import inspect
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 
@@ -118,6 +121,40 @@ def test_the_attention_it_builds_on_is_causal(request, attention_stage):
            "a mistake there", problem or "")
 
 
+def own_checks(number: str) -> list:
+    """The property checks of stage `number`'s own components: those in its test files with no group marker that
+    need only its module (and the tiny configuration), run as they are. (Its attention's causality is re-checked by
+    test_the_attention_it_builds_on_is_causal, the whole model's by this stage's own causality checks.)"""
+    found = []
+    for path in sorted((Path(__file__).parent / get_stage(number).assignment).glob("test_*.py")):
+        module = importlib.import_module(f"{__package__}.{get_stage(number).assignment}.{path.stem}")
+        found += [check for name, check in vars(module).items() if name.startswith("test_")
+                  and check.__module__ == module.__name__ and not hasattr(check, "pytestmark")
+                  and set(inspect.signature(check).parameters) <= {"stage", "tiny"}]
+    return found
+
+
+@pytest.mark.property
+def test_the_stages_it_builds_on_pass_their_checks(request, load_stage, tiny, reseed):
+    """The student's earlier stages that run inside this one (`Stage.builds_on`: stage 08's blocks run stage 06's
+    FFN) pass their own component checks again, here: a mistake there is named as that stage's."""
+    failed = {}  # stage: its first failing check, and why
+    for number in get_stage(stage_of(request)).builds_on:
+        for check in own_checks(number):
+            reseed()
+            try:
+                fixtures = {"stage": load_stage(number), "tiny": tiny}
+                check(**{name: fixtures[name] for name in inspect.signature(check).parameters})
+            except pytest.fail.Exception as failure:
+                why = "\n".join(line.strip() for line in str(failure.msg).strip().splitlines())
+                failed[number] = f"your stage {number} fails its {check.__name__}:\n{why}".replace("\n", "\n" + " " * 14)
+                break  # one failure is enough to send the student back there
+    first = next(iter(failed), None)
+    expect(not failed, "your earlier stages that run in this one to pass their own checks",
+           "\n            ".join(failed.values()),
+           f"fix stage {first} first (pytest checks/stage_{first}): this stage runs its code, so it fails too")
+
+
 @dataclass
 class Scored:
     """One training and scoring of the stage, shared by the two checks that judge it."""
@@ -153,16 +190,16 @@ def trained_and_scored(request, Model, token_data, student_child, impl, fast_fai
             loss, leak = observed_loss(model, model, token_data.heldout, SHARED, token_data.vocab.size)
         SCORED[number] = Scored(loss, f"trained {result.config.steps} steps", leak)
     else:
-        SCORED[number] = graded_run(student_child, Model, number, token_data)
+        SCORED[number] = graded_run(student_child, number, token_data)
     return SCORED[number]
 
 
-def graded_run(student_child, Model, number: str, token_data) -> Scored:
-    """Graded: the model trains where the student's code runs, on the training tokens alone (the child holds no
-    other text), within its CPU budget; the judge then scores the trained weights in a fresh child, from the logits
+def graded_run(student_child, number: str, token_data) -> Scored:
+    """Graded: the model trains in a fresh child of its own, on the training tokens alone (the child holds no other
+    text), within its CPU budget; the judge then scores the trained weights in a fresh child, from the logits
     it returns, and checks that very answer against a second fresh child that cannot compare notes."""
     with student_code():
-        trained = student_child.get().ask("train", Model, token_data.train, token_data.vocab.size)
+        trained = student_child.train(number, token_data.train, token_data.vocab.size)
         state = {"weights": trained["state"], "vocab_size": token_data.vocab.size}
         with student_child.fresh_model(number, state) as scored, student_child.fresh_model(number, state) as twin:
             loss, leak = observed_loss(scored, twin, token_data.heldout, SHARED, token_data.vocab.size)

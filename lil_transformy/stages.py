@@ -26,6 +26,9 @@ class Stage:
     # The names its checks use, a contract with every student: a module-level name, or Class.attribute (set in
     # the scaffold's __init__). Renaming one fails the checks with a message that names it (tests/test_stages.py).
     contract: tuple[str, ...] = ()
+    # The earlier stages whose code runs in this one: what it imports, and what that uses of theirs (stage 08's
+    # Block runs stage 06's FeedForward). Their checks run again on the student's own modules (tests/test_stages.py).
+    builds_on: tuple[str, ...] = ()
 
     @property
     def assignment(self) -> str:
@@ -49,16 +52,20 @@ STAGES = [
     Stage("01", "stage_01_bag_of_words", "BagOfWordsLM", "bag of words", ("causal_average",)),
     Stage("02", "stage_02_positions", "PositionalBagOfWordsLM", "+ positions",
           ("TokenAndPositionEmbedding.token_embedding", "TokenAndPositionEmbedding.position_embedding",
-           "PositionalBagOfWordsLM.embed")),
+           "PositionalBagOfWordsLM.embed"), builds_on=("01",)),
     Stage("03", "stage_03_bigram", "BigramLM", "bigram"),
     Stage("04", "stage_04_attention", "AttentionLM", "+ attention",
           ("causal_mask", "attention_weights", "AttentionHead.W_Q", "AttentionHead.W_K", "AttentionHead.W_V")),
-    Stage("05", "stage_05_attention_positions", "PositionalAttentionLM", "+ positions", ("PositionalAttentionLM.embed",)),
-    Stage("06", "stage_06_ffn", "AttentionFFNLM", "+ FFN", ("FeedForward",)),
-    Stage("07", "stage_07_block", "BlockLM", "block", ("AttentionHead", "Block.attention", "Block.ffn", "Block.ln_1")),
-    Stage("08", "stage_08_stacked", "StackedLM", "stacked", ("Block",)),
+    Stage("05", "stage_05_attention_positions", "PositionalAttentionLM", "+ positions", ("PositionalAttentionLM.embed",),
+          builds_on=("02", "04")),
+    Stage("06", "stage_06_ffn", "AttentionFFNLM", "+ FFN", ("FeedForward",), builds_on=("02", "04")),
+    Stage("07", "stage_07_block", "BlockLM", "block",
+          ("AttentionHead", "Block.attention", "Block.ffn", "Block.ln_1", "Block.ln_2"), builds_on=("02", "04", "06")),
+    Stage("08", "stage_08_stacked", "StackedLM", "stacked",
+          ("Block", "StackedLM.embed", "StackedLM.ln_final", "StackedLM.unembed"), builds_on=("02", "04", "06", "07")),
     Stage("09", "stage_09_multi_head", "MultiHeadLM", "multi-head",
-          ("MultiHeadAttention.W_Q", "MultiHeadAttention.W_O", "MultiHeadAttention.split_heads")),
+          ("MultiHeadAttention.W_Q", "MultiHeadAttention.W_O", "MultiHeadAttention.split_heads"),
+          builds_on=("02", "04", "06", "07", "08")),
 ]
 # Side trips off the ladder: checked and in the notebooks, but not a rung the next stage must beat.
 DETOURS = [Stage("03b", "stage_03b_ngram", "NGramLM", "n-gram detour", ("window",))]

@@ -22,13 +22,12 @@ pytestmark = [pytest.mark.training, pytest.mark.timeout(1800),
 STAGE_04, STAGE_05 = get_stage("04"), get_stage("05")
 VALUES = "        q, k, v = self.W_Q(x), self.W_K(x), self.W_V(x)  # (batch, seq, d_head) each\n"
 # Stage 04: values that skip W_V (the weight check fails it), and the same model replacing the library's checks and
-# probes in its own process, as the old judge ran them there.
+# the weights the judge sets, in its own process, as if the checks ran there.
 IGNORES_W_V = (VALUES, "        q, k, v = self.W_Q(x), self.W_K(x), x[..., : self.W_Q.out_features]\n")
 PATCHES_THE_LIBRARY = """import lil_transformy.grading.checking as checking
-import lil_transformy.grading.probes as probes
 
 checking.expect_every_weight_matters = lambda *args, **kwargs: None
-probes.weight_effects = lambda module, x: [{"name": "W_V.weight", "shape": [1, 1], "moved": 1.0, "gradient": 1.0}]
+checking.set_weights = lambda module, values: None
 """
 # Stage 05: attention without its mask, always (the twin), or only when it can tell it is trained or scored.
 EMBED = "        x = self.embed(idx)  # (batch, seq, d_model)\n"

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from lil_transformy.authoring.mutants import solutions_with
+from lil_transformy.authoring.mutants import apply, named, solutions_with
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.paths import CHECKS
+from lil_transformy.paths import CHECKS, REPO_ROOT
 from lil_transformy.stages import DETOURS, STAGES, get_stage, load_stage_module, parse_stages
 
 
@@ -66,3 +66,21 @@ def test_a_renamed_module_level_name_is_named_in_the_message(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pytest", str(CHECKS / "stage_04"), f"--impl={mine}", "-q",
                           "-k", "test_causal_mask", "-p", "no:cacheprovider"], capture_output=True, text=True).stdout
     assert "must keep causal_mask under that name" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("stage", STAGES + DETOURS, ids=lambda stage: stage.number)
+def test_builds_on_names_every_stage_whose_code_runs_in_it(stage):
+    """What a stage imports is in its builds_on, and so is nothing it could not reach through those imports."""
+    source = (REPO_ROOT / "solutions" / f"{stage.module}.py").read_text()
+    imported = {get_stage(name.split("_")[1]).number for name in re.findall(r"^from \.(stage_\w+) import", source, re.M)}
+    reachable = imported.union(*(get_stage(number).builds_on for number in imported))
+    assert imported <= set(stage.builds_on) <= reachable, (sorted(imported), stage.builds_on, sorted(reachable))
+
+
+def test_a_later_stage_sends_a_broken_earlier_component_back_to_its_stage(tmp_path):
+    """Stage 08 runs the student's stage 06 FFN inside its blocks: a linear FFN fails stage 08's re-check, named."""
+    mine = apply(named("mutants", "ffn_without_nonlinearity"), tmp_path / "mine")
+    out = subprocess.run([sys.executable, "-m", "pytest", str(CHECKS / "stage_08"), f"--impl={mine}", "-q",
+                          "-m", "not training", "-p", "no:cacheprovider"], capture_output=True, text=True).stdout
+    assert "1 failed" in out and "your stage 06 fails its test_feed_forward_is_not_linear" in out, out
+    assert "fix stage 06 first (pytest checks/stage_06)" in out

@@ -58,7 +58,7 @@ def test_the_library_never_imports_the_reference_solutions():
     import subprocess
     import sys
 
-    code = ("import sys, lil_transformy.cli, lil_transformy.tokens, lil_transformy.grading.judge, lil_transformy.grading.probes, "
+    code = ("import sys, lil_transformy.cli, lil_transformy.tokens, lil_transformy.grading.judge, lil_transformy.grading.trainer, "
             "lil_transformy.grading.remote; from lil_transformy.tokens import load_token_data; load_token_data(); "
             "print(sorted(m for m in sys.modules if m.startswith('solutions') or 'stage_' in m))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -9,8 +9,8 @@ reads with ``torch.load(weights_only=True)``, which builds data and never runs c
 the student's module does (patching torch or pytest, printing, exiting) reaches the judge: it
 can change only its own outputs, which the checks then compare here.
 
-Work that needs the student's objects up close (gradients, hooks) is a *probe*: a function of
-this library that runs where the objects are (`run_probe`) and returns data.
+The one library routine the child runs for the judge is the training (`trainer.py`), whose result,
+the weights, is judged in other children.
 """
 import io
 import os
@@ -199,14 +199,6 @@ def as_request(value):
     return value
 
 
-def run_probe(probe, *args, **kwargs):
-    """`probe(*args)` where the student's objects are: here, or in their child when any is a Handle."""
-    handles = [a for a in (*args, *kwargs.values()) if isinstance(a, Handle)]
-    if not handles:
-        return probe(*args, **kwargs)
-    return handles[0]._remote.ask("probe", f"{probe.__module__}:{probe.__qualname__}", args, kwargs)
-
-
 # ------------------------------------------------------------------------------------------------- child side
 def as_reply(value, objects: dict):
     """What the child sends: data as data (tensors detached, by value), anything else as a handle."""
@@ -239,8 +231,6 @@ def from_request(value, objects: dict):
 
 
 def answer(request: tuple, objects: dict, folder: str):
-    import importlib
-
     from lil_transformy.stages import load_stage_module
 
     verb, *rest = request
@@ -249,12 +239,8 @@ def answer(request: tuple, objects: dict, folder: str):
         return None
     if verb == "import":
         return load_stage_module(rest[0], folder)
-    if verb == "probe":
-        module, _, name = rest[0].partition(":")
-        probe = getattr(importlib.import_module(module), name)
-        return probe(*from_request(rest[1], objects), **from_request(rest[2], objects))
     if verb == "train":  # the one library routine the child runs for the judge: its result is judged elsewhere
-        from lil_transformy.grading.probes import train_on
+        from lil_transformy.grading.trainer import train_on
 
         return train_on(*from_request(rest, objects))
     target = objects[rest[0]]
