@@ -29,6 +29,9 @@ from lil_transformy.train import SHARED, pick_device, train
 
 from .attention_checks import attention_diagnosis
 
+# What `from ..model_checks import *` gives a stage's test file: the checks every language-model stage runs.
+__all__ = ["test_logits_shape", "test_no_peeking_by_perturbation", "test_no_peeking_on_a_real_story",
+           "test_loss_on_the_ladder", "test_the_trained_model_never_sees_the_future"]
 NO_PEEKING_HINT = {
     "01": "causal_average must average x[:, :t + 1] only: a plain x.mean(dim=1) averages the whole sequence",
     "02": "causal_average (your stage 01) must average x[:, :t + 1] only",

@@ -12,15 +12,8 @@ from lil_transformy.grading.checking import (
 )
 
 from ..attention_checks import expect_nothing_ready_made
-from ..model_checks import (  # noqa: F401
-    test_logits_shape,
-    test_loss_on_the_ladder,
-    test_no_peeking_by_perturbation,
-    test_no_peeking_on_a_real_story,
-    test_the_attention_it_builds_on_is_causal,
-    test_the_stages_it_builds_on_pass_their_checks,
-    test_the_trained_model_never_sees_the_future,
-)
+from ..model_checks import *  # noqa: F403  the checks every language model gets: shapes, causality, the loss
+from ..model_checks import test_the_attention_it_builds_on_is_causal, test_the_stages_it_builds_on_pass_their_checks  # noqa: F401
 from ..stage_08.test_stacked import (  # noqa: F401  the model is stage 08's, with other heads
     test_every_block_runs_once_in_order,
     test_two_blocks_with_their_own_weights,
