@@ -1,11 +1,13 @@
 """The checks every language-model stage (01-09) shares; each stage's test file imports them.
 
-Shapes, causality (by perturbation and by gradient, on random tokens and a real story) and the
-loss ladder: the stage, trained with the shared budget, must beat the previous stage.
+Shapes, causality (by perturbation, on random tokens and a real story, and on the trained model's own
+answers), the loss ladder (the stage, trained with the shared budget, must beat the previous stage), and
+the earlier stages a stage runs, checked again.
 """
 import importlib
 import inspect
 import sys
+import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -143,18 +145,18 @@ def test_the_stages_it_builds_on_pass_their_checks(request, load_stage, tiny, re
     FFN) pass their own component checks again, here: a mistake there is named as that stage's."""
     failed = {}  # stage: its first failing check, and why
     for number in get_stage(stage_of(request)).builds_on:
+        fixtures = {"stage": load_stage(number), "tiny": tiny}
         for check in own_checks(number):
             reseed()
             try:
-                fixtures = {"stage": load_stage(number), "tiny": tiny}
                 check(**{name: fixtures[name] for name in inspect.signature(check).parameters})
             except pytest.fail.Exception as failure:
                 why = "\n".join(line.strip() for line in str(failure.msg).strip().splitlines())
-                failed[number] = f"your stage {number} fails its {check.__name__}:\n{why}".replace("\n", "\n" + " " * 14)
+                failed[number] = f"your stage {number} fails its {check.__name__}:\n" + textwrap.indent(why, " " * 4)
                 break  # one failure is enough to send the student back there
     first = next(iter(failed), None)
     expect(not failed, "your earlier stages that run in this one to pass their own checks",
-           "\n            ".join(failed.values()),
+           textwrap.indent("\n".join(failed.values()), " " * 12).lstrip(),
            f"fix stage {first} first (pytest checks/stage_{first}): this stage runs its code, so it fails too")
 
 
