@@ -53,6 +53,40 @@ def test_attention_weights_scale_by_sqrt_d_head(stage):
            f"{found:.3f}", "divide the scores by sqrt(d_head), the size of the last axis of q")
 
 
+LARGE_SCORES_HINT = ("a large score overflows exp (exp(1000) = inf, and inf * 0 = NaN when a mask multiplies it "
+                     "away), and a row's max taken over the future keys too makes every allowed exp 0 (0 / 0 = NaN): "
+                     "hide the future scores with -inf before the softmax (torch.softmax subtracts the row's max for "
+                     "you), or subtract the max of the allowed scores only")
+
+
+def test_attention_weights_survive_large_future_scores(stage):
+    """A future key's score far above the allowed ones (1000 against 0 and 1) must not change the weights: it is
+    masked. Written out by hand, softmax breaks on it: exp overflows, or the row's max is a masked score."""
+    q, k = torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)
+    q[..., 0], k[0, :, 0] = 2.0, torch.tensor([0.0, 1.0, 1000.0])  # scores / sqrt(4): every query's are [0, 1, 1000]
+    refused = None
+    try:
+        with student_code():
+            weights = stage.attention_weights(q, k)
+    except pytest.fail.Exception as failure:  # graded: the child refuses to send NaN back, and says so
+        refused = failure
+    if refused is not None:
+        expect("NaN" not in str(refused.msg), "finite weights when a future key scores 1000 and the allowed ones 0 "
+               "and 1", "NaN or infinite weights", LARGE_SCORES_HINT)
+        raise refused
+    expect(isinstance(weights, torch.Tensor) and weights.shape == (1, 3, 3), "weights of shape (1, 3, 3)",
+           f"{tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__}",
+           "(..., seq_query, seq_key): q @ k.transpose(-2, -1)")
+    where = torch.nonzero(~torch.isfinite(weights)).tolist()
+    expect(not where, "finite weights when a future key scores 1000 and the allowed ones 0 and 1",
+           f"NaN or inf at [batch, query, key] {where[:3]}: {weights[0].tolist()}", LARGE_SCORES_HINT)
+    expected = "[1, 0, 0] for query 0 (it sees only key 0) and about [0, 0, 1] for query 2 (key 2 is its own)"
+    ok = torch.allclose(weights[0, 0], torch.tensor([1.0, 0.0, 0.0]), atol=1e-5) and weights[0, 2, 2] > 0.999
+    expect(ok and weights[0, 1, 2].abs() < 1e-6, "weights " + expected + ", none on a future key",
+           f"{[[round(w, 3) for w in row] for row in weights[0].tolist()]}",
+           "a mask that adds a large negative number must outweigh any score: -inf (masked_fill) always does")
+
+
 def test_attention_head(stage):
     head = stage.AttentionHead(12, 6)
     x = random_vectors(2, 5, 12)
