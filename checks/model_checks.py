@@ -200,15 +200,15 @@ def trained_and_scored(request, Model, token_data, student_child, impl, fast_fai
 
 
 def graded_run(student_child, number: str, token_data) -> Scored:
-    """Graded: the model trains in a fresh child of its own, on the training tokens alone (the child holds no other
-    text), within its CPU budget; the judge then scores the trained weights in a fresh child, from the logits
-    it returns, and checks that very answer against a second fresh child that cannot compare notes."""
+    """Graded: the judge trains the model with the shared budget, asking a child for each batch's gradients and
+    checking them at secret steps (grading/trainer.py); it then scores the trained weights in a fresh child, from
+    the logits it returns, and checks that very answer against a second fresh child that cannot compare notes."""
     with student_code():
         trained = student_child.train(number, token_data.train, token_data.vocab.size)
-        state = {"weights": trained["state"], "vocab_size": token_data.vocab.size}
+        state = {"weights": trained["weights"], "vocab_size": token_data.vocab.size}
         with student_child.fresh_model(number, state) as scored, student_child.fresh_model(number, state) as twin:
             loss, leak = observed_loss(scored, twin, token_data.heldout, SHARED, token_data.vocab.size)
-    return Scored(loss, f"trained {trained['steps']} steps", leak)
+    return Scored(loss, f"trained {trained['steps']} steps by the judge, gradients checked", leak)
 
 
 @pytest.mark.loss
@@ -225,6 +225,8 @@ def test_loss_on_the_ladder(request, Model, token_data, reference, student_child
         loss_lines.append(f"stage {number}: not trained")
         raise
     ok = passes(run.loss) and run.leak is None
+    request.node.user_properties.append(("loss", f"{run.loss:.4f}"))  # kept in the verdict (judge.LOSS)
+    request.node.user_properties.append(("loss_goal", expected))  # and what it had to beat (judge.LOSS_GOAL)
     loss_lines.append(f"stage {number}: held-out loss {run.loss:.3f}, {'passed' if ok else 'FAILED'}: {expected} "
                       f"({run.how})" + (" but the model sees the future: not scored" if run.leak else ""))
     expect(run.leak is None, "a held-out loss from a model that uses only the tokens up to each position",
