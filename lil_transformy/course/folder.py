@@ -10,7 +10,8 @@ from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.judge import EVIDENCE
 from lil_transformy.stages import Stage, stage_of_assignment
 
-COURSE_ID = "lil-transformy"
+COURSE_ID = "lil-transformy"  # the default: `course build --course-id` names another
+SECRET = "judge_secret"  # in the course folder, never released: the judge's random choices come from it
 
 
 def put_alembic_on_path() -> None:
@@ -67,10 +68,11 @@ def nbgrader_config(root: Path):
     return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
 
 
-def graded_groups_in_source(root: Path, stage: Stage) -> list[str]:
-    """The graded groups of a stage's assignment, read from its source notebook."""
-    path = root / "source" / stage.assignment / f"stage_{stage.number}.ipynb"
-    return [grade_id.removeprefix(f"stage_{stage.number}_") for grade_id in grade_ids(path)]
+def points_in_source(root: Path, stage: Stage) -> float:
+    """The points of a stage's assignment: every graded cell of its source notebook (the instructor's own too)."""
+    notebook = nbformat.read(root / "source" / stage.assignment / f"stage_{stage.number}.ipynb", as_version=4)
+    return float(sum(c.metadata["nbgrader"].get("points", 0) for c in notebook.cells
+                     if c.metadata.get("nbgrader", {}).get("grade") or c.metadata.get("nbgrader", {}).get("task")))
 
 
 def grade_ids(path: Path) -> list[str]:

@@ -1,23 +1,24 @@
 """The nbgrader gradebook, through nbgrader's own API and Gradebook: open it (SQLite or a shared PostgreSQL),
-register the assignments, record a verdict, export grades.csv for every student."""
+register the assignments, record a verdict, export grades.csv for every student: the same file whether
+`course grade` or nbgrader's own `nbgrader export` writes it (`GradesWithReview`)."""
 import csv
 import time
 from pathlib import Path
 
+from nbgrader.plugins import CsvExportPlugin
+
 from lil_transformy.course.feedback import failure_reason
 from lil_transformy.course.folder import (
-    COURSE_ID,
     VERDICTS,
     course_root,
     course_stages,
     evidence_of,
-    graded_groups_in_source,
     nbgrader_config,
+    points_in_source,
     put_alembic_on_path,
     submitted_students,
 )
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.grading.judge import GROUPS
 from lil_transformy.stages import Stage
 
 
@@ -38,7 +39,7 @@ def gradebook_api(root: Path, db: str | None, sandboxed: bool, threads: int):
     config.GradeWithTheChecks.verdicts = str(root / VERDICTS)
     return NbGraderAPI(config=config)
 
-def open_gradebook(url: str):
+def open_gradebook(url: str, course: str):
     """nbgrader's Gradebook at `url`. Graders that start together on a new PostgreSQL gradebook each create its
     tables and its course row; the server lets one win and refuses the others (a duplicate type, table or key):
     they wait and open it."""
@@ -47,7 +48,7 @@ def open_gradebook(url: str):
     put_alembic_on_path()
     for attempt in range(5):
         try:
-            return Gradebook(url, COURSE_ID)
+            return Gradebook(url, course)
         except (IntegrityError, ProgrammingError, InvalidEntry):
             if attempt == 4:
                 raise
@@ -62,7 +63,7 @@ def register_assignments(api, stages: list[Stage]) -> None:
     for stage in stages:
         assignment = stage.assignment
         for attempt in range(3):  # another machine may be registering it at the same moment
-            with open_gradebook(api.coursedir.db_url) as gradebook:
+            with open_gradebook(api.coursedir.db_url, api.coursedir.course_id) as gradebook:
                 try:
                     gradebook.find_notebook(assignment, assignment)
                     break
@@ -76,44 +77,62 @@ def register_assignments(api, stages: list[Stage]) -> None:
                                          f"{failure_reason(result.get('log', '') + result.get('error', ''))}")
             time.sleep(1)  # let the other machine's registration finish
 
-def export(root: Path, stages: list[Stage] | None = None, db: str | None = None, students: list[str] | None = None,
-           postponed: dict | None = None) -> dict:
-    """grades.csv from the gradebook, completed with a 0 for each of `students` (default: every student folder in
-    submitted/) the gradebook lacks, except the `postponed` (not graded yet); returns the scores of `stages`."""
-    from nbgrader.plugins import CsvExportPlugin
+class GradesWithReview(CsvExportPlugin):
+    """nbgrader's CSV export (`c.ExportApp.plugin_class`; `course grade` writes the same), completed: a row for every
+    student with a folder in submitted/ and every assignment, a `status` column (nothing handed in: 0; handed in but
+    not graded yet: no score) and a `review` column (what the grader recorded that no lesson needs)."""
+
+    def export(self, gradebook) -> None:
+        super().export(gradebook)
+        root = Path(self.parent.coursedir.root)
+        graded = {(submission.student.id, assignment.name) for assignment in gradebook.assignments
+                  for submission in assignment.submissions}
+        complete_grades(root, Path(self.to), graded)
+
+
+def points_of_assignments(root: Path) -> dict[str, float]:
+    """{assignment: its points}: every graded cell of its source notebook, the instructor's own included."""
+    return {stage.assignment: points_in_source(root, stage) for stage in course_stages(root)}
+
+
+def export(root: Path, stages: list[Stage] | None = None, db: str | None = None) -> dict:
+    """grades.csv from the gradebook (GradesWithReview, as `nbgrader export` writes it); the scores of `stages`."""
+    from nbgrader.apps import NbGraderAPI
     root = course_root(root)
     stages = course_stages(root, stages)
-    with open_gradebook(gradebook_url(root, db)) as gradebook:
-        CsvExportPlugin(to=str(root / "grades.csv")).export(gradebook)
-    if students is None:
-        students = submitted_students(root)
-    points = {s.assignment: float(sum(GROUPS[g].points for g in graded_groups_in_source(root, s)))
-              for s in stages}
-    return complete_grades(root / "grades.csv", students, points, set(postponed or ()))
+    api = NbGraderAPI(config=nbgrader_config(root))
+    with open_gradebook(gradebook_url(root, db), api.coursedir.course_id) as gradebook:
+        GradesWithReview(to=str(root / "grades.csv"), parent=api).export(gradebook)
+    return read_scores(root / "grades.csv", {stage.assignment for stage in stages})
 
 
-def complete_grades(path: Path, students: list[str], points: dict[str, float],
-                    postponed: set | frozenset = frozenset()) -> dict:
-    """grades.csv as nbgrader exported it, plus a 0 row for every (student, assignment) it lacks but those not
-    graded yet; the scores."""
+def read_scores(path: Path, assignments: set[str]) -> dict:
+    """{(student, assignment): (score, max score)} of grades.csv, for `assignments`."""
+    with open(path, newline="") as f:
+        return {(row["student_id"], row["assignment"]): (float(row["raw_score"] or 0), float(row["max_score"]))
+                for row in csv.DictReader(f) if row["assignment"] in assignments}
+
+
+def complete_grades(root: Path, path: Path, graded: set[tuple[str, str]]) -> None:
+    """grades.csv as nbgrader exported it (a row per student it knows and assignment, 0 where it has no submission),
+    completed for the course in `root`: `graded` are the (student, assignment) nbgrader has a submission of."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, list(reader)
     assert fields is not None  # nbgrader's export writes the header row
-    fields = [*fields, "review"]  # what the grader recorded that no lesson needs (course/feedback.note_evidence)
-    root = path.parent
-    for row in rows:
-        row["review"] = "; ".join(evidence_of(root, row["student_id"], row["assignment"]))
+    fields = [*fields, "status", "review"]
     have = {(row["student_id"], row["assignment"]) for row in rows}
-    for assignment, full in points.items():
-        for student in students:
-            if (student, assignment) not in have and (student, assignment) not in postponed:
-                rows.append({**{name: "" for name in fields}, "assignment": assignment, "student_id": student,
-                             "raw_score": "0.0", "score": "0.0", "max_score": str(full)})
+    rows += [{"assignment": assignment, "student_id": student, "max_score": str(points)}
+             for assignment, points in points_of_assignments(root).items() for student in submitted_students(root)
+             if (student, assignment) not in have]
+    for row in rows:
+        key = (row["student_id"], row["assignment"])
+        handed_in = (root / "submitted" / key[0] / key[1]).is_dir()
+        row["status"] = "graded" if key in graded else "handed in, not graded" if handed_in else "nothing handed in"
+        if row["status"] != "graded":
+            row["raw_score"] = row["score"] = "" if handed_in else "0.0"
+        row["review"] = "; ".join(evidence_of(root, *key))
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    return {(row["student_id"], row["assignment"]): (float(row["raw_score"] or 0), float(row["max_score"]))
-            for row in rows if row["assignment"] in points}
-

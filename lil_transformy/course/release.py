@@ -14,9 +14,11 @@ import importlib.util
 import io
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -24,7 +26,7 @@ import pytest
 
 from lil_transformy.authoring.exercises import expected_exercises
 from lil_transformy.authoring.notebook_files import notebook_path, read, with_impl
-from lil_transformy.course.folder import COURSE_ID, put_alembic_on_path
+from lil_transformy.course.folder import COURSE_ID, SECRET, put_alembic_on_path
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.judge import GROUPS, SCORING_RULE
 from lil_transformy.paths import CHECKS, DATA_ENV, EVOLUTION_REPORT, REPO_ROOT, cache_dir
@@ -34,18 +36,30 @@ CONFIG = '''"""nbgrader configuration of the Lil Transformy course (written by `
 import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.converters import GenerateAssignment, GenerateFeedback
 from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
 
-from lil_transformy.grading.nbgrader_hooks import GradeWithTheChecks
+from lil_transformy.course.feedback import SummariseTheGrade
+from lil_transformy.grading.nbgrader_hooks import GradeWithTheChecks, OnlyTheChecksGrade
 
 c = get_config()  # noqa: F821 (nbgrader provides it)
 c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
-# Autograde does not run the student's notebook: where nbgrader would execute it, the course's judge runs the
+{exchange_line}# Autograde does not run the student's notebook: where nbgrader would execute it, the course's judge runs the
 # stage's checks on the submitted stage modules (the student's code in a sandbox) and writes each group's
-# verdict into its graded cell; nbgrader then scores those cells and records them in its gradebook.
+# verdict into its graded cell; nbgrader then scores those cells and records them in its gradebook. A machine that
+# cannot grade (no sandbox) records nothing. Verdicts are kept with what they were made from (verdicts/).
 c.Autograde.autograde_preprocessors = [GradeWithTheChecks, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.GradeWithTheChecks.verdicts = os.path.join(c.CourseDirectory.root, "verdicts")
+c.GradeWithTheChecks.secret_file = os.path.join(c.CourseDirectory.root, {secret!r})
+# An autograded test cell of your own would score without running: generate_assignment refuses it (make it
+# manually graded). Feedback opens with the grade part by part; grades.csv has the same columns whoever writes it;
+# release_feedback also releases feedback of submissions collected by hand.
+c.GenerateAssignment.preprocessors = [OnlyTheChecksGrade, *GenerateAssignment.class_traits()["preprocessors"].default()]
+c.GenerateFeedback.preprocessors = [*GenerateFeedback.class_traits()["preprocessors"].default(), SummariseTheGrade]
+c.ExportApp.plugin_class = "lil_transformy.course.gradebook.GradesWithReview"
+c.ExchangeFactory.release_feedback = "lil_transformy.course.feedback.ReleaseFeedbackToEveryone"
 {data_line}{db_line}{partial_line}# nbgrader copies the source's .py files over a submission before grading: the stub over the student's
 # code. A submission is graded as submitted: its own stage module and the earlier stages it carries.
 c.Autograde.exclude_overwriting = {exclude!r}
@@ -143,17 +157,19 @@ def nbgrader(root: Path, *args: str, check: bool = True) -> subprocess.Completed
     """Run one nbgrader command in the course folder; raise with its log when it fails (if `check`)."""
     put_alembic_on_path()
     done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, capture_output=True, text=True)
-    if check and done.returncode != 0:
+    if check and (done.returncode != 0 or "Exception while loading config file" in done.stdout + done.stderr):
         raise LilTransformyError(f"nbgrader {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return done
 
 def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False,
-          db: str | None = None, partial_credit: bool = False) -> dict[str, list[str]]:
+          db: str | None = None, partial_credit: bool = False, course_id: str = COURSE_ID,
+          exchange: str | None = None) -> dict[str, list[str]]:
     """Write the course folder and generate each stage's release; return the graded groups per stage.
 
     A release carries no solution code, unless `with_earlier_solutions`: then the reference modules of
     the earlier stages a stage imports (never its own), and it says so. `db`: the gradebook's URL
     (nbgrader's db_url; default SQLite in the course folder), e.g. a PostgreSQL server several graders share.
+    `course_id` and `exchange` (the exchange's root folder; default nbgrader's) go into nbgrader_config.py.
     """
     root = root.resolve()
     if (root / "source").exists():
@@ -161,8 +177,12 @@ def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False,
     groups = graded_groups(stages)
     root.mkdir(parents=True, exist_ok=True)
     data = os.environ.get(DATA_ENV)
+    (root / SECRET).write_text(secrets.token_hex(32))
+    (root / SECRET).chmod(0o600)
     (root / "nbgrader_config.py").write_text(CONFIG.format(
-        course_id=COURSE_ID, data_line=f"os.environ.setdefault({DATA_ENV!r}, {data!r})\n" if data else "",  # absolute (paths.py)
+        course_id=course_id, secret=SECRET,
+        exchange_line=f"c.Exchange.root = {str(Path(exchange).resolve())!r}\n" if exchange else "",
+        data_line=f"os.environ.setdefault({DATA_ENV!r}, {data!r})\n" if data else "",  # absolute (paths.py)
         db_line=f"c.CourseDirectory.db_url = {db!r}  # the gradebook, shared by every grading machine\n" if db else "",
         partial_line="c.GradeWithTheChecks.partial_credit = True  # a share of a group's points per passing check\n"
         if partial_credit else "",
@@ -182,8 +202,9 @@ def build(root: Path, stages: list[Stage], with_earlier_solutions: bool = False,
 
 def build_wheel(folder: Path) -> Path:
     """The package students install (the library, the checks, the reference losses; never the solutions), built
-    from this checkout into `folder`: what a release's graded cells need on a machine without a clone. Built once
-    per state of the checkout (kept in the cache), one build at a time: setuptools builds inside the checkout."""
+    from this checkout into `folder`: what a release's graded cells need on a machine without a clone. Its version
+    carries the build's content (0.1.0+g<hash>), so a rebuilt wheel installs over an older one. Built once per state
+    of the checkout (kept in the cache), in a copy: the checkout may belong to someone else."""
     sources = [REPO_ROOT / "pyproject.toml", EVOLUTION_REPORT, *sorted((REPO_ROOT / "lil_transformy").rglob("*.py")),
                *sorted(CHECKS.rglob("*.py"))]
     key = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
@@ -192,12 +213,20 @@ def build_wheel(folder: Path) -> Path:
     with open(built.parent / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not list(built.glob("lil_transformy-*.whl")):
-            isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []  # else pip fetches it
-            done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
-                                   "--wheel-dir", str(built), str(REPO_ROOT)], capture_output=True, text=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                copy = Path(tmp) / "lil-transformy"
+                shutil.copytree(REPO_ROOT, copy, ignore=shutil.ignore_patterns(
+                    ".git", ".venv", ".cache", "*.egg-info", "__pycache__", "build", "dist", "notebooks", "solutions",
+                    "exercises", "mutants", "variants", "tests", "scripts", "runs"))
+                pyproject = copy / "pyproject.toml"
+                pyproject.write_text(re.sub(r'^version = "([^"+]+)"', rf'version = "\1+g{key}"',
+                                            pyproject.read_text(), count=1, flags=re.MULTILINE))
+                isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []  # else pip fetches it
+                done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
+                                       "--wheel-dir", str(built), str(copy)], capture_output=True, text=True)
             if done.returncode != 0:
-                raise LilTransformyError(f"could not build the students' package: "
-                                         f"{(done.stderr.strip().splitlines() or ['pip failed'])[-1]}")
+                cause = [line for line in done.stderr.splitlines() if "rror" in line][:1] or ["pip failed"]
+                raise LilTransformyError(f"could not build the students' package: {cause[0].strip()}")
     wheel = next(built.glob("lil_transformy-*.whl"))
     folder.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(wheel, folder))

@@ -9,11 +9,14 @@ it starts dies with it), an unprivileged user, and limits on memory, processes, 
 through the judge, time.
 """
 import ctypes
+import functools
 import os
 import resource
 import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,13 +40,43 @@ def bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
-def require_bwrap(unsandboxed: bool) -> None:
-    """Grading refuses to run students' code without the sandbox, unless the instructor says so."""
-    if not unsandboxed and bwrap() is None:
-        raise LilTransformyError(
-            "bubblewrap (bwrap) is not installed, and grading runs every student's code in its sandbox: "
-            "install it (Debian/Ubuntu: apt-get install bubblewrap), or pass --unsandboxed to grade without "
-            "isolation (a student's code could then read and change the gradebook and other students' work)")
+def require_grading_environment(unsandboxed: bool) -> None:
+    """Grading refuses to start where it cannot grade (grading_environment_problem), and runs students' code
+    without the sandbox only when the instructor says so."""
+    problem = grading_environment_problem(sandboxed=not unsandboxed)
+    if problem:
+        raise LilTransformyError(problem)
+
+
+NO_SANDBOX_ADVICE = ("grading runs every student's code in its sandbox: install bubblewrap (Debian/Ubuntu: apt-get "
+                     "install bubblewrap) where user namespaces are allowed, or grade with --unsandboxed (a student's "
+                     "code could then read and change the gradebook and other students' work)")
+
+
+@functools.cache
+def grading_environment_problem(sandboxed: bool = True) -> str | None:
+    """Why this machine cannot grade, in one line (None: it can). The child is started exactly as grading starts it
+    (in the sandbox unless `sandboxed` is False) and must import torch and the library: a missing bubblewrap, a
+    container without user namespaces or a missing dependency is found here, before any student is judged, and is
+    never mistaken for a student's mistake. Asked once per process (about 2 s)."""
+    if sandboxed and bwrap() is None:
+        return f"cannot grade here: bubblewrap (bwrap) is not installed, and {NO_SANDBOX_ADVICE}"
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = [sys.executable, "-I", "-c", "import torch, lil_transformy.grading.remote"]
+        child = sandboxed_child(Path(scratch), 1, probe) if sandboxed else plain_child(Path(scratch), 1, probe)
+        try:
+            done = subprocess.run(child.command, env=child.env, cwd=child.cwd, preexec_fn=child.preexec,
+                                  capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"cannot grade here: the grading child does not start ({error})"
+        finally:
+            child.cleanup()
+    if done.returncode == 0:
+        return None
+    last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    where = "the sandbox (bubblewrap)" if sandboxed else "the grading child"
+    return (f"cannot grade here: {where} does not start ({last})" +
+            (f"; {NO_SANDBOX_ADVICE}" if sandboxed else "; install what the course needs (pip install lil-transformy)"))
 
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
@@ -124,19 +157,21 @@ def python_command(folder: Path) -> list[str]:
     return [sys.executable, "-I", "-m", "lil_transformy.grading.remote", str(folder)]
 
 
-def plain_child(folder: Path, threads: int = 2) -> Child:
-    """The child without a sandbox: a clean environment and working folder only (a student's own machine)."""
-    return Child(python_command(folder), child_environment(str(folder), threads), str(folder))
+def plain_child(folder: Path, threads: int = 2, command: list[str] | None = None) -> Child:
+    """The child without a sandbox: a clean environment and working folder only (a student's own machine).
+    `command`: what it runs (default: the grading child, remote.py)."""
+    return Child(command or python_command(folder), child_environment(str(folder), threads), str(folder))
 
 
-def sandboxed_child(scratch: Path, threads: int = 2) -> Child:
-    """The child in a bubblewrap sandbox that sees only what it needs; `scratch` holds the student's modules."""
+def sandboxed_child(scratch: Path, threads: int = 2, command: list[str] | None = None) -> Child:
+    """The child in a bubblewrap sandbox that sees only what it needs; `scratch` holds the student's modules.
+    `command`: what it runs in there (default: the grading child, remote.py)."""
     import lil_transformy
 
     package = Path(lil_transformy.__file__).parent
     readonly = {Path(d) for d in SYSTEM_DIRS} | {Path(sys.base_prefix), Path(sys.prefix), package}
     program = bwrap()
-    assert program is not None, "bubblewrap is missing: grading calls require_bwrap() first"
+    assert program is not None, "bubblewrap is missing: grading asks grading_environment_problem() first"
     args = [program, "--unshare-all", "--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev",
             "--tmpfs", "/tmp", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin"]
@@ -147,5 +182,5 @@ def sandboxed_child(scratch: Path, threads: int = 2) -> Child:
     for hidden in HIDDEN_FROM_THE_CHILD:  # what a verdict is computed from: the child gets only what it is sent
         if (package / hidden).is_dir():
             args += ["--tmpfs", str(package / hidden)]
-    args += ["--bind", str(scratch), WORKDIR, "--chdir", WORKDIR, "--", *python_command(Path(WORKDIR))]
+    args += ["--bind", str(scratch), WORKDIR, "--chdir", WORKDIR, "--", *(command or python_command(Path(WORKDIR)))]
     return Child(args, child_environment(WORKDIR, threads), str(scratch), pids_cgroup())
