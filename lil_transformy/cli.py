@@ -47,20 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     add_preset_flags(evolve)
 
     course = commands.add_parser("course", help="an nbgrader course from the stages (instructors)")
-    actions = course.add_subparsers(dest="action", required=True, metavar="{build,grade,export,demo}")
+    actions = course.add_subparsers(dest="action", required=True, metavar="{build,grade,export,report,demo}")
     build = actions.add_parser("build", help="the course folder and a release per stage (students get "
                                              "DIR/release/stage_NN)")
     grade = actions.add_parser("grade", help="autograde every submission in DIR/submitted, feedback, grades.csv, a "
                                              "table; a re-run grades only what is left")
     export = actions.add_parser("export", help="grades.csv from the gradebook (after every --shard is done)")
+    report = actions.add_parser("report", help="DIR/report/index.html: failed checks and why, losses, who is stuck, similarity")
     demo = actions.add_parser("demo", help="build, submit three students (reference, stub, broken) and grade them "
                                            "end to end")
     for action, what in ((build, "a new course folder"), (grade, "the course folder `course build` made"),
-                         (export, "the course folder `course build` made"), (demo, "a new course folder")):
+                         (export, "the course folder `course build` made"), (report, "a graded course"), (demo, "a new course folder")):
         action.add_argument("dir", help=what)
     for action in (build, demo):
         action.add_argument("--stages", default="00-09", help="e.g. 00,03,05 (default 00-09, the 03b detour included)")
-    for action in (grade, export):
+    for action in (grade, export, report):
         action.add_argument("--stages", help="only these of the course's stages, e.g. 03,05 (default: every stage "
                                              "the course was built for)")
     build.add_argument("--with-earlier-solutions", action="store_true",
@@ -254,9 +255,10 @@ def run_course(args) -> int:
     if args.action == "grade":
         course.grade_class(root, stages, not args.unsandboxed, args.jobs, args.shard, args.db)
         return 0
+    if args.action == "report":
+        return 0 if course.class_report(root, stages) else 1
     if args.action == "export":
-        scores = course.export(root, stages, args.db)
-        print(f"grades: {root / 'grades.csv'} ({len(scores)} rows)")
+        print(f"grades: {root / 'grades.csv'} ({len(course.export(root, stages, args.db))} rows)")
         return 0
     assert stages is not None  # --stages defaults to 00-09 for build and demo
     return 0 if course.demo(root, stages, not args.unsandboxed, args.jobs, args.db) else 1

@@ -22,6 +22,7 @@ from lil_transformy.course.feedback import (
 )
 from lil_transformy.course.folder import VERDICTS, course_root, course_stages, submitted_students
 from lil_transformy.course.gradebook import export, gradebook_api, gradebook_url, register_assignments
+from lil_transformy.course.report import class_report
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.judge import judged, not_graded_yet
 from lil_transformy.grading.sandbox import require_bwrap
@@ -90,6 +91,7 @@ def grade_class(root: Path, stages: list[Stage] | None = None, sandboxed: bool =
     scores = export(root, stages, db, students, postponed)
     print_table(scores, {**failed, **postponed}, stages)
     print(f"\ngrades: {root / 'grades.csv'}; feedback: {root / 'feedback'}")
+    class_report(root, stages)
     if postponed:
         print(f"\n{len(postponed)} submission{'s' * (len(postponed) > 1)} NOT GRADED YET: the grading machine was "
               f"too busy to tell whether the code is slow (see limits.py). Nothing was recorded for them; run the "
