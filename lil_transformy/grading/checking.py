@@ -35,8 +35,7 @@ def student_code():
         yield
         return
     except NotImplementedError as error:
-        message = str(error) if "not written yet" in str(error) else f"not written yet: {error}"
-        message = message.replace(". Hint: ", "\n  hint: ", 1)  # the summary line shows the first line only
+        message = not_implemented(str(error))
     except AttributeError as error:  # a renamed attribute of the scaffold, or a typo in the student's code
         missing = re.search(r"attribute '(\w+)'|has no attribute `(\w+)`", str(error))
         name = next((g for g in missing.groups() if g), None) if missing else None
@@ -53,6 +52,25 @@ def student_code():
     except MachineOverloaded as error:  # not the student's doing: grading says "not graded yet"
         message = str(error)
     raise pytest.fail.Exception(message, pytrace=False) from None
+
+
+STUB = re.compile(r"^stage \w+, \w+: not written yet\.")  # the message of a stub in exercises/ (authoring/exercises.py)
+NO_FORWARD = re.compile(r'^Module \[(\w+)\] is missing the required "forward" function')  # torch's words
+
+
+def not_implemented(text: str) -> str:
+    """"Not written yet" for the stub's own NotImplementedError (or nbgrader's bare one); any other is the student's
+    code's, worded as such: torch raises it when a module without forward is called (an nn.ModuleList, say)."""
+    if STUB.match(text) or not text:
+        return (text or "not written yet").replace(". Hint: ", "\n  hint: ", 1)  # the summary line: the first line
+    no_forward = NO_FORWARD.match(text)
+    if no_forward and no_forward.group(1) in ("ModuleList", "ModuleDict"):
+        return (f"your code calls an nn.{no_forward.group(1)} as if it were a module: it holds modules and has no "
+                f"forward of its own (torch: {text})\n  hint: loop over it and call each module it holds in turn")
+    if no_forward:
+        return (f"your code calls a {no_forward.group(1)} that has no forward method (torch: {text})\n  hint: is "
+                f"forward spelled so, and indented inside its class?")
+    return f"your code raised NotImplementedError: {text}"
 
 
 # The checks' random inputs come from their own generator, reseeded before every check (checks/conftest.py), while
