@@ -16,7 +16,7 @@ def causal_average(x: torch.Tensor) -> torch.Tensor:
     Never look at later positions: they are what the model must predict.
     """
     # YOUR CODE HERE
-    raise NotImplementedError('stage 01, causal_average: not written yet. Hint: x.cumsum(dim=1) sums every prefix; divide position t by t + 1')
+    raise NotImplementedError("stage 01, causal_average: not written yet. Hint: position t's output is the mean of the t + 1 vectors at positions 0..t and of no later one: a running total along the sequence axis, over how many it holds")
 
 
 class BagOfWordsLM(nn.Module):
@@ -28,4 +28,4 @@ class BagOfWordsLM(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (batch, seq) token ids -> logits: (batch, seq, vocab)."""
         # YOUR CODE HERE
-        raise NotImplementedError('stage 01, forward: not written yet. Hint: embed the tokens, causal_average them, unembed')
+        raise NotImplementedError('stage 01, forward: not written yet. Hint: logits (batch, seq, vocab): each position predicts the next token from the average of the token vectors up to it, the bag of words so far')

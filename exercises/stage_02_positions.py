@@ -22,7 +22,7 @@ class TokenAndPositionEmbedding(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (batch, seq) -> (batch, seq, d_model)."""
         # YOUR CODE HERE
-        raise NotImplementedError('stage 02, forward: not written yet. Hint: embed the positions 0, 1, ..., seq - 1 (torch.arange) and add them to the token vectors')
+        raise NotImplementedError("stage 02, forward: not written yet. Hint: (batch, seq, d_model): what each token is plus where it stands, the learned vector of position t (0 for the first token) added to the token's vector, the same positions for every sequence of the batch")
 
 
 class PositionalBagOfWordsLM(nn.Module):

@@ -17,4 +17,4 @@ class BigramLM(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (batch, seq) -> logits: (batch, seq, vocab); position t sees token t only."""
         # YOUR CODE HERE
-        raise NotImplementedError('stage 03, forward: not written yet. Hint: embed, then unembed, position by position: no mixing across positions')
+        raise NotImplementedError("stage 03, forward: not written yet. Hint: logits (batch, seq, vocab): position t's prediction depends on token t alone, the bigram: nothing mixes positions")

@@ -20,7 +20,7 @@ def window(x: torch.Tensor, n: int) -> torch.Tensor:
     Positions before the start of the sequence count as zero vectors.
     """
     # YOUR CODE HERE
-    raise NotImplementedError('stage 03b, window: not written yet. Hint: pad n - 1 zero vectors in front (F.pad), then torch.cat n shifted slices on the last axis')
+    raise NotImplementedError('stage 03b, window: not written yet. Hint: (batch, seq, n * d): position t holds the n vectors of tokens t - n + 1 .. t side by side, oldest first, and zero vectors for the positions before the start; no loop over positions is needed')
 
 
 class NGramLM(nn.Module):

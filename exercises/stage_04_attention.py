@@ -16,7 +16,7 @@ from torch import nn
 def causal_mask(seq: int, device=None) -> torch.Tensor:
     """(seq, seq) bool: True where query position i may look at key position j, i.e. j <= i."""
     # YOUR CODE HERE
-    raise NotImplementedError('stage 04, causal_mask: not written yet. Hint: torch.tril of a (seq, seq) matrix of ones is True on and below the diagonal')
+    raise NotImplementedError('stage 04, causal_mask: not written yet. Hint: (seq, seq) bool, row i a query, column j a key: True where j <= i, the lower triangle with its diagonal')
 
 
 def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -25,7 +25,7 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     q, k: (..., seq, d_head) -> weights: (..., seq, seq); each row sums to 1 and is 0 above the diagonal.
     """
     # YOUR CODE HERE
-    raise NotImplementedError('stage 04, attention_weights: not written yet. Hint: scores = q @ k.transpose(-2, -1) / sqrt(d_head); hide the future with -inf; softmax over the keys')
+    raise NotImplementedError('stage 04, attention_weights: not written yet. Hint: how well each query matches each key, (..., seq, seq): dot products, scaled by 1/sqrt(d_head) so their spread does not grow with d_head; each row becomes a probability distribution over the keys, with exactly 0 on every future key')
 
 
 class AttentionHead(nn.Module):
@@ -38,7 +38,7 @@ class AttentionHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, d_model) -> (batch, seq, d_head)."""
         # YOUR CODE HERE
-        raise NotImplementedError('stage 04, forward: not written yet. Hint: project x to q, k, v; weights = attention_weights(q, k); mix the values: weights @ v')
+        raise NotImplementedError("stage 04, forward: not written yet. Hint: (batch, seq, d_head): each position's query meets the keys of the positions up to it, and its output is the mix of their values with those attention weights")
 
 
 class AttentionLM(nn.Module):

@@ -22,4 +22,4 @@ class PositionalAttentionLM(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (batch, seq) -> logits: (batch, seq, vocab)."""
         # YOUR CODE HERE
-        raise NotImplementedError('stage 05, forward: not written yet. Hint: as stage 04, but start from self.embed(idx): tokens plus positions')
+        raise NotImplementedError("stage 05, forward: not written yet. Hint: logits (batch, seq, vocab): stage 04's model, but attention starts from what each token is and where it stands, so it can weigh position too")

@@ -11,7 +11,7 @@ from .stage_02_positions import TokenAndPositionEmbedding
 from .stage_04_attention import AttentionHead
 
 WIDTH = 8  # the hidden layer, in units of d_model. GPT-2 uses 4; at our d_model of 64, 8 widens the loss
-#           ladder's thinnest rungs (08 -> 09 most) in the same budget (reports/budget_search.md)
+#           ladder's thinnest rungs (08 -> 09 most) in the same budget
 
 
 class FeedForward(nn.Module):
@@ -23,7 +23,7 @@ class FeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, d_model) -> (batch, seq, d_model), every position on its own."""
         # YOUR CODE HERE
-        raise NotImplementedError('stage 06, forward: not written yet. Hint: up, then torch.nn.functional.gelu, then down')
+        raise NotImplementedError('stage 06, forward: not written yet. Hint: each position on its own: widen to WIDTH * d_model, a GELU nonlinearity (without one, two linear layers are one linear layer), narrow back to d_model')
 
 
 class AttentionFFNLM(nn.Module):

@@ -25,7 +25,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, d_model) -> (batch, seq, d_model)."""
         # YOUR CODE HERE
-        raise NotImplementedError('stage 07, forward: not written yet. Hint: x = x + self.attention(self.ln_1(x)), then the same with ln_2 and ffn')
+        raise NotImplementedError('stage 07, forward: not written yet. Hint: two sublayers, attention then the FFN; each adds what it computes to the stream (a residual) instead of replacing it, and reads the stream through its own LayerNorm first (pre-norm)')
 
 
 class BlockLM(nn.Module):

@@ -20,7 +20,7 @@ class StackedLM(nn.Module):
         super().__init__()
         self.embed = TokenAndPositionEmbedding(cfg)
         # YOUR CODE HERE
-        raise NotImplementedError('stage 08, __init__: not written yet. Hint: an nn.ModuleList of N_BLOCKS Blocks, each built anew (own weights), attention from self.make_attention')
+        raise NotImplementedError('stage 08, __init__: not written yet. Hint: N_BLOCKS new Blocks, each with its own weights and its own attention (make_attention builds one), held in a container that registers their parameters: a plain list hides them from the optimiser')
         self.ln_final = nn.LayerNorm(cfg.d_model)
         self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size)
 
@@ -31,5 +31,5 @@ class StackedLM(nn.Module):
         """idx: (batch, seq) -> logits: (batch, seq, vocab)."""
         x = self.embed(idx)  # (batch, seq, d_model)
         # YOUR CODE HERE
-        raise NotImplementedError('stage 08, forward: not written yet. Hint: pass x through each block in self.blocks, in order')
+        raise NotImplementedError('stage 08, forward: not written yet. Hint: depth: the stream (batch, seq, d_model) goes through the blocks one after another, each reading what the one before it wrote')
         return self.unembed(self.ln_final(x))  # (batch, seq, vocab)

@@ -24,14 +24,18 @@ class MultiHeadAttention(nn.Module):
         self.W_O = nn.Linear(d_model, d_model)  # joins the heads' outputs
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, seq, d_model) -> (batch, n_heads, seq, d_head)."""
+        """(batch, seq, d_model) -> (batch, n_heads, seq, d_head).
+
+        Which features go to which head is yours to choose (contiguous slices are usual): any fixed choice, the same
+        at every position, is the same model with its weights permuted, as long as forward joins the heads back the
+        same way."""
         # YOUR CODE HERE
-        raise NotImplementedError('stage 09, split_heads: not written yet. Hint: view as (batch, seq, n_heads, d_head), then transpose seq and heads')
+        raise NotImplementedError('stage 09, split_heads: not written yet. Hint: (batch, n_heads, seq, d_head): each head gets d_head of the d_model features of every position, the same features at every position, and the heads get an axis of their own before seq')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, d_model) -> (batch, seq, d_model)."""
         # YOUR CODE HERE
-        raise NotImplementedError('stage 09, forward: not written yet. Hint: split q, k, v into heads, attention_weights per head, mix values, merge heads back, W_O')
+        raise NotImplementedError("stage 09, forward: not written yet. Hint: every head attends on its own: queries, keys and values split alike, and attention_weights works on any leading axes; then each position's heads are joined back into d_model features, undoing the split, and W_O mixes them")
 
 
 class MultiHeadLM(StackedLM):

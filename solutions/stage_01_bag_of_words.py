@@ -15,7 +15,7 @@ def causal_average(x: torch.Tensor) -> torch.Tensor:
     x: (batch, seq, d_model) -> (batch, seq, d_model), out[:, t] = x[:, :t + 1].mean(dim=1).
     Never look at later positions: they are what the model must predict.
     """
-    ### BEGIN SOLUTION hint: x.cumsum(dim=1) sums every prefix; divide position t by t + 1
+    ### BEGIN SOLUTION hint: position t's output is the mean of the t + 1 vectors at positions 0..t and of no later one: a running total along the sequence axis, over how many it holds
     seq = x.size(1)
     counts = torch.arange(1, seq + 1, device=x.device, dtype=x.dtype).view(1, seq, 1)  # (1, seq, 1)
     return x.cumsum(dim=1) / counts
@@ -30,7 +30,7 @@ class BagOfWordsLM(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (batch, seq) token ids -> logits: (batch, seq, vocab)."""
-        ### BEGIN SOLUTION hint: embed the tokens, causal_average them, unembed
+        ### BEGIN SOLUTION hint: logits (batch, seq, vocab): each position predicts the next token from the average of the token vectors up to it, the bag of words so far
         x = self.token_embedding(idx)  # (batch, seq, d_model)
         x = causal_average(x)  # (batch, seq, d_model)
         return self.unembed(x)  # (batch, seq, vocab)

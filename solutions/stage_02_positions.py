@@ -21,7 +21,7 @@ class TokenAndPositionEmbedding(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (batch, seq) -> (batch, seq, d_model)."""
-        ### BEGIN SOLUTION hint: embed the positions 0, 1, ..., seq - 1 (torch.arange) and add them to the token vectors
+        ### BEGIN SOLUTION hint: (batch, seq, d_model): what each token is plus where it stands, the learned vector of position t (0 for the first token) added to the token's vector, the same positions for every sequence of the batch
         positions = torch.arange(idx.size(1), device=idx.device)  # (seq,)
         return self.token_embedding(idx) + self.position_embedding(positions)  # (batch, seq, d_model)
         ### END SOLUTION

@@ -16,7 +16,7 @@ class BigramLM(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (batch, seq) -> logits: (batch, seq, vocab); position t sees token t only."""
-        ### BEGIN SOLUTION hint: embed, then unembed, position by position: no mixing across positions
+        ### BEGIN SOLUTION hint: logits (batch, seq, vocab): position t's prediction depends on token t alone, the bigram: nothing mixes positions
         x = self.token_embedding(idx)  # (batch, seq, d_model)
         return self.unembed(x)  # (batch, seq, vocab)
         ### END SOLUTION

@@ -19,7 +19,7 @@ def window(x: torch.Tensor, n: int) -> torch.Tensor:
 
     Positions before the start of the sequence count as zero vectors.
     """
-    ### BEGIN SOLUTION hint: pad n - 1 zero vectors in front (F.pad), then torch.cat n shifted slices on the last axis
+    ### BEGIN SOLUTION hint: (batch, seq, n * d): position t holds the n vectors of tokens t - n + 1 .. t side by side, oldest first, and zero vectors for the positions before the start; no loop over positions is needed
     seq = x.size(1)
     padded = F.pad(x, (0, 0, n - 1, 0))  # (batch, n - 1 + seq, d): zeros before the start
     return torch.cat([padded[:, i: i + seq] for i in range(n)], dim=-1)  # oldest token first

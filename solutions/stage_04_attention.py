@@ -15,7 +15,7 @@ from torch import nn
 
 def causal_mask(seq: int, device=None) -> torch.Tensor:
     """(seq, seq) bool: True where query position i may look at key position j, i.e. j <= i."""
-    ### BEGIN SOLUTION hint: torch.tril of a (seq, seq) matrix of ones is True on and below the diagonal
+    ### BEGIN SOLUTION hint: (seq, seq) bool, row i a query, column j a key: True where j <= i, the lower triangle with its diagonal
     return torch.tril(torch.ones(seq, seq, dtype=torch.bool, device=device))
     ### END SOLUTION
 
@@ -25,7 +25,7 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
     q, k: (..., seq, d_head) -> weights: (..., seq, seq); each row sums to 1 and is 0 above the diagonal.
     """
-    ### BEGIN SOLUTION hint: scores = q @ k.transpose(-2, -1) / sqrt(d_head); hide the future with -inf; softmax over the keys
+    ### BEGIN SOLUTION hint: how well each query matches each key, (..., seq, seq): dot products, scaled by 1/sqrt(d_head) so their spread does not grow with d_head; each row becomes a probability distribution over the keys, with exactly 0 on every future key
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., seq, seq)
     scores = scores.masked_fill(~causal_mask(q.size(-2), q.device), float("-inf"))
     return torch.softmax(scores, dim=-1)  # (..., seq, seq): normalise over the keys
@@ -41,7 +41,7 @@ class AttentionHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, d_model) -> (batch, seq, d_head)."""
-        ### BEGIN SOLUTION hint: project x to q, k, v; weights = attention_weights(q, k); mix the values: weights @ v
+        ### BEGIN SOLUTION hint: (batch, seq, d_head): each position's query meets the keys of the positions up to it, and its output is the mix of their values with those attention weights
         q, k, v = self.W_Q(x), self.W_K(x), self.W_V(x)  # (batch, seq, d_head) each
         return attention_weights(q, k) @ v  # (batch, seq, seq) @ (batch, seq, d_head)
         ### END SOLUTION

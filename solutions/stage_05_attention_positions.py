@@ -21,7 +21,7 @@ class PositionalAttentionLM(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (batch, seq) -> logits: (batch, seq, vocab)."""
-        ### BEGIN SOLUTION hint: as stage 04, but start from self.embed(idx): tokens plus positions
+        ### BEGIN SOLUTION hint: logits (batch, seq, vocab): stage 04's model, but attention starts from what each token is and where it stands, so it can weigh position too
         x = self.embed(idx)  # (batch, seq, d_model)
         x = self.attention(x)  # (batch, seq, d_model)
         return self.unembed(x)  # (batch, seq, vocab)

@@ -24,7 +24,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, d_model) -> (batch, seq, d_model)."""
-        ### BEGIN SOLUTION hint: x = x + self.attention(self.ln_1(x)), then the same with ln_2 and ffn
+        ### BEGIN SOLUTION hint: two sublayers, attention then the FFN; each adds what it computes to the stream (a residual) instead of replacing it, and reads the stream through its own LayerNorm first (pre-norm)
         x = x + self.attention(self.ln_1(x))  # resid_mid: the stream plus what attention gathered
         x = x + self.ffn(self.ln_2(x))  # resid_post: plus what the FFN computed
         return x

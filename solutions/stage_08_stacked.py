@@ -19,7 +19,7 @@ class StackedLM(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.embed = TokenAndPositionEmbedding(cfg)
-        ### BEGIN SOLUTION hint: an nn.ModuleList of N_BLOCKS Blocks, each built anew (own weights), attention from self.make_attention
+        ### BEGIN SOLUTION hint: N_BLOCKS new Blocks, each with its own weights and its own attention (make_attention builds one), held in a container that registers their parameters: a plain list hides them from the optimiser
         self.blocks = nn.ModuleList([Block(cfg.d_model, self.make_attention(cfg)) for _ in range(N_BLOCKS)])
         ### END SOLUTION
         self.ln_final = nn.LayerNorm(cfg.d_model)
@@ -31,7 +31,7 @@ class StackedLM(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx: (batch, seq) -> logits: (batch, seq, vocab)."""
         x = self.embed(idx)  # (batch, seq, d_model)
-        ### BEGIN SOLUTION hint: pass x through each block in self.blocks, in order
+        ### BEGIN SOLUTION hint: depth: the stream (batch, seq, d_model) goes through the blocks one after another, each reading what the one before it wrote
         for block in self.blocks:
             x = block(x)  # (batch, seq, d_model)
         ### END SOLUTION

@@ -24,15 +24,19 @@ class MultiHeadAttention(nn.Module):
         self.W_O = nn.Linear(d_model, d_model)  # joins the heads' outputs
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, seq, d_model) -> (batch, n_heads, seq, d_head)."""
-        ### BEGIN SOLUTION hint: view as (batch, seq, n_heads, d_head), then transpose seq and heads
+        """(batch, seq, d_model) -> (batch, n_heads, seq, d_head).
+
+        Which features go to which head is yours to choose (contiguous slices are usual): any fixed choice, the same
+        at every position, is the same model with its weights permuted, as long as forward joins the heads back the
+        same way."""
+        ### BEGIN SOLUTION hint: (batch, n_heads, seq, d_head): each head gets d_head of the d_model features of every position, the same features at every position, and the heads get an axis of their own before seq
         batch, seq, d_model = x.shape
         return x.view(batch, seq, self.n_heads, d_model // self.n_heads).transpose(1, 2)
         ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq, d_model) -> (batch, seq, d_model)."""
-        ### BEGIN SOLUTION hint: split q, k, v into heads, attention_weights per head, mix values, merge heads back, W_O
+        ### BEGIN SOLUTION hint: every head attends on its own: queries, keys and values split alike, and attention_weights works on any leading axes; then each position's heads are joined back into d_model features, undoing the split, and W_O mixes them
         batch, seq, d_model = x.shape
         q, k, v = (self.split_heads(W(x)) for W in (self.W_Q, self.W_K, self.W_V))  # (batch, n_heads, seq, d_head)
         heads = attention_weights(q, k) @ v  # (batch, n_heads, seq, d_head): every head on its own

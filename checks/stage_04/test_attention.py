@@ -12,7 +12,7 @@ from lil_transformy.grading.checking import (
     student_code,
 )
 
-from ..attention_checks import expect_nothing_ready_made
+from ..attention_checks import attention_diagnosis, expect_nothing_ready_made
 from ..model_checks import *  # noqa: F403  the checks every language model gets: shapes, causality, the loss
 
 
@@ -42,6 +42,14 @@ def test_attention_weights_are_causal_and_normalised(stage):
            "softmax over the keys (the last axis), after masking")
 
 
+SCALE_HINTS = {  # the weight on key 0 that each scaling gives: a wrong mask is named first (attention_diagnosis)
+    round(math.exp(4) / (math.exp(4) + 1), 3): "the scores are not scaled: divide them by sqrt(d_head), the size of "
+                                                "the last axis of q",
+    round(math.exp(4 / 16) / (math.exp(4 / 16) + 1), 3): "divided by d_head itself: divide by its square root",
+    None: "divide the scores by sqrt(d_head), the size of the last axis of q (not of the sequence)",
+}
+
+
 def test_attention_weights_scale_by_sqrt_d_head(stage):
     q, k = torch.zeros(1, 2, 16), torch.zeros(1, 2, 16)
     q[0, 1, 0], k[0, 0, 0] = 4.0, 1.0  # query 1 scores key 0 at 4 and key 1 at 0
@@ -49,8 +57,9 @@ def test_attention_weights_scale_by_sqrt_d_head(stage):
         weights = stage.attention_weights(q, k)
     expected = math.exp(4 / 4) / (math.exp(4 / 4) + 1)  # scaled by 1/sqrt(16)
     found = weights[0, 1, 0].item()
-    expect(abs(found - expected) < 1e-4, f"weight {expected:.3f} on key 0 (score 4 / sqrt(d_head = 16) = 1)",
-           f"{found:.3f}", "divide the scores by sqrt(d_head), the size of the last axis of q")
+    ok = abs(found - expected) < 1e-4
+    expect(ok, f"weight {expected:.3f} on key 0 (score 4 / sqrt(d_head = 16) = 1)", f"{found:.3f}",
+           "" if ok else attention_diagnosis(stage, "04") or SCALE_HINTS.get(round(found, 3), SCALE_HINTS[None]))
 
 
 LARGE_SCORES_HINT = ("a large score overflows exp (exp(1000) = inf, and inf * 0 = NaN when a mask multiplies it "
