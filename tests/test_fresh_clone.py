@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.clone, pytest.mark.timeout(1500)]
 def readme_block(heading: str) -> list[str]:
     """The commands of the first bash block under `heading` in README.md, as a user would paste them."""
     readme = (REPO_ROOT / "README.md").read_text()
-    block = re.search(rf"{re.escape(heading)}\s+(?:[^`]*?)```bash\n(.*?)```", readme, re.S).group(1)
+    block = re.search(rf"{re.escape(heading)}\s+.*?```bash\n(.*?)```", readme, re.S).group(1)
     return [line for line in block.splitlines() if line.strip()]
 
 
