@@ -9,8 +9,8 @@ from typing import TextIO
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from lil_transformy.bars import progress_bar
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.paths import DEVICE_ENV
 from lil_transformy.tokens import TokenData
@@ -228,8 +228,8 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool | T
     batches = torch.Generator().manual_seed(0)
     history: dict[str, list[float]] = {"step": [], "train_loss": [], "probe_loss": []}
     start = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc=label, disable=not progress, leave=False,
-               file=None if isinstance(progress, bool) else progress)
+    bar = progress_bar(range(cfg.steps), desc=label, disable=not progress, leave=False,
+                       file=None if isinstance(progress, bool) else progress)
     for step in bar:
         x, y = random_windows(data.train, cfg, batches)
         loss = training_step(model, optimizer, x.to(device), y.to(device), step, cfg)
@@ -237,7 +237,7 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool | T
             history["step"].append(step + 1)
             history["train_loss"].append(loss.item())
             history["probe_loss"].append(evaluate(model, data.heldout, cfg, max_tokens=PROBE_TOKENS))
-            bar.set_postfix(loss=f"{loss.item():.3f}", probe=f"{history['probe_loss'][-1]:.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", probe=f"{history['probe_loss'][-1]:.3f}", refresh=False)
     val_loss = evaluate(model, data.heldout, cfg) if score else None
     return TrainResult(model, cfg, val_loss, time.perf_counter() - start, history)
 

@@ -76,6 +76,7 @@ def test_restart_and_run_all(name):
     notebook, seconds = execute(notebook_path(name), impl="solutions", quick=True)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    assert not [o for o in outputs if "TqdmWarning" in o.get("text", "")], "tqdm.auto without ipywidgets warns"
     assert any("image/png" in o.get("data", {}) for o in outputs) or name == "compare" and outputs, \
         "the notebook shows no plot"
     assert seconds < QUICK_BUDGET_SECONDS, f"{seconds:.0f} s in quick mode"
