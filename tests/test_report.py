@@ -27,9 +27,9 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 import torch
+from lil_transformy.checks.attention_checks import attention_diagnosis
+from lil_transformy.checks.model_checks import AFTER_ATTENTION_HINT, NO_PEEKING_HINT
 
-from checks.attention_checks import attention_diagnosis
-from checks.model_checks import AFTER_ATTENTION_HINT, NO_PEEKING_HINT
 from lil_transformy.authoring.mutants import apply, named
 from lil_transformy.cli import main
 from lil_transformy.course import similarity
@@ -37,7 +37,7 @@ from lil_transformy.course.release import graded_cell
 from lil_transformy.course.report import class_report
 from lil_transformy.grading.checking import expect, first_future_leak_by_perturbation, random_tokens
 from lil_transformy.grading.judge import EVIDENCE, GROUPS, LOSS
-from lil_transformy.paths import REPO_ROOT
+from lil_transformy.paths import CHECKS, REPO_ROOT
 from lil_transformy.stages import get_stage, load_stage_module
 from lil_transformy.train import SHARED
 
@@ -146,7 +146,7 @@ def synthesised_verdict(number: str, folder: Path, loss: float) -> dict:
     causality and a loss; never a real grading run."""
     stage_module = load_stage_module(number, str(folder))
     outcomes: dict = {"shapes": [("test_logits_shape[2-5]", None)], "causality": [], "property": []}
-    tests = importlib.import_module(f"checks.stage_{number}.{next((REPO_ROOT / 'checks' / f'stage_{number}').glob('test_*.py')).stem}")
+    tests = importlib.import_module(f"lil_transformy.checks.stage_{number}.{next((CHECKS / f'stage_{number}').glob('test_*.py')).stem}")
     for name, check in vars(tests).items():
         if name.startswith("test_") and check.__module__ == tests.__name__ and set(inspect.signature(check).parameters) <= {"stage", "tiny"}:
             group = next((g for g in GROUPS if any(m.name == g for m in getattr(check, "pytestmark", []))), "property")
@@ -380,3 +380,14 @@ def test_the_page_renders_in_a_real_browser_with_its_plots(crafted):
     finally:
         browser.terminate()
         browser.wait(timeout=10)
+
+
+def test_code_most_of_the_class_writes_alike_pairs_nobody():
+    """An idiom in every module (MOSS's -m) is left out of the pairs; what only two students share is not."""
+    idiom = "def causal_mask(seq, device=None):\n    return torch.tril(torch.ones(seq, seq, dtype=torch.bool, device=device))\n"
+    own = [f"def f(x):\n    return x.{op}(dim=-1).{other}(1, 2).flatten(2).{op}(0)\n"
+           for op, other in zip(["sum", "mean", "amax", "amin", "std", "var"], ["transpose", "swapaxes", "movedim"] * 2)]
+    modules = {f"s{i}": similarity.fingerprints(idiom * 3 + source) for i, source in enumerate(own)}
+    modules["copy"] = similarity.fingerprints(idiom * 3 + own[0].replace("x", "y"))
+    pairs = {(p.a, p.b) for p in similarity.similar_pairs(modules) if p.score >= similarity.THRESHOLD}
+    assert pairs == {("copy", "s0")}, pairs
