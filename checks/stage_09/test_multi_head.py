@@ -27,14 +27,14 @@ def head_layout(heads: torch.Tensor, x: torch.Tensor) -> str | None:
     same features at every position, and every feature belongs to exactly one head."""
     batch, seq, d_model = x.shape
     came_from = heads.round().long()  # (batch, n_heads, seq, d_head): indices into x
-    position = (came_from // d_model) % seq
-    here = torch.arange(seq).view(1, 1, seq, 1)
-    if not torch.equal(position, here.expand_as(position)) or not torch.equal(came_from // (seq * d_model),
-                                                                              torch.arange(batch).view(batch, 1, 1, 1)
-                                                                              .expand_as(came_from)):
-        b, h, s, _ = torch.nonzero(position != here)[0].tolist() if (position != here).any() else [0, 0, 0, 0]
-        return (f"head {h} at position {s} holds features of position(s) {sorted(set(position[b, h, s].tolist()))}: "
-                f"positions are mixed")
+    source_batch, source_position = came_from // (seq * d_model), came_from // d_model % seq
+    mixed = (source_position != torch.arange(seq).view(1, 1, seq, 1)) | (
+        source_batch != torch.arange(batch).view(batch, 1, 1, 1))
+    if mixed.any():
+        b, h, s, _ = torch.nonzero(mixed)[0].tolist()
+        return (f"head {h} at position {s} of sequence {b} holds features of position(s) "
+                f"{sorted(set(source_position[b, h, s].tolist()))} of sequence(s) "
+                f"{sorted(set(source_batch[b, h, s].tolist()))}: positions are mixed")
     features = came_from % d_model  # (batch, n_heads, seq, d_head)
     if not torch.equal(features, features[:1, :, :1].expand_as(features)):
         return "a head holds different features at different positions"
