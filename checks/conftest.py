@@ -27,8 +27,8 @@ from lil_transformy.grading.limits import (
 )
 from lil_transformy.grading.remote import Remote, StudentCodeError
 from lil_transformy.ladder import reference_report
-from lil_transformy.paths import EVOLUTION_REPORT, REFERENCE_COMMAND
-from lil_transformy.runner import NOT_YOUR_CODE
+from lil_transformy.paths import CHECKS, EVOLUTION_REPORT, REFERENCE_COMMAND
+from lil_transformy.runner import NOT_YOUR_CODE, run_pytest
 from lil_transformy.stages import get_stage, implementation_folder, load_stage_module, stage_of_assignment
 from lil_transformy.train import SHARED
 
@@ -290,21 +290,50 @@ def pytest_collection_modifyitems(items):
 
 
 FAST_FAILURES: dict[str, list[str]] = {}  # stage number: the names of its fast checks that failed in this run
+FAST_RAN: dict[str, set[str]] = {}  # stage number: the names of its fast checks that ran in this run
+FAST_LEFT_OUT: set[str] = set()  # the stages some of whose fast checks were not selected (-k, -m)
+FAST_APART: dict[str, list[str]] = {}  # stage number: its fast checks that failed when run apart (fast_failures)
 LOSS_LINES: list[str] = []  # what each loss check reached, for the summary
+
+
+def fast_check_stage(item) -> str | None:
+    """The stage of a fast check (in checks/stage_NN, not marked training); None for any other test."""
+    if item.get_closest_marker("training") is None and item.path.parent.name.startswith("stage_"):
+        return item.path.parent.name.removeprefix("stage_")
+    return None
+
+
+def pytest_deselected(items):
+    FAST_LEFT_OUT.update(number for number in map(fast_check_stage, items) if number)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if report.failed and item.get_closest_marker("training") is None and item.path.parent.name.startswith("stage_"):
-        FAST_FAILURES.setdefault(item.path.parent.name.removeprefix("stage_"), []).append(item.name)
+    number = fast_check_stage(item)
+    if number:
+        FAST_RAN.setdefault(number, set()).add(item.name)
+        if report.failed:
+            FAST_FAILURES.setdefault(number, []).append(item.name)
     return report
 
 
 @pytest.fixture
 def fast_failures(request) -> list[str]:
-    """The fast checks of this stage that failed before this one, in this run."""
-    return FAST_FAILURES.get(stage_number(request), [])
+    """The fast checks of this stage that failed before this one, in this run. In a student's own run that did not
+    select them all (-k, -m, a check named by its id), the stage's fast checks run first, apart, in a pytest of
+    their own: the loss check never trains code whose fast checks fail, however it was selected."""
+    number = stage_number(request)
+    partial = number in FAST_LEFT_OUT or number not in FAST_RAN or any("::" in arg for arg in request.config.args)
+    if request.config.getoption("--isolate") != "no" or not partial:
+        return FAST_FAILURES.get(number, [])
+    if number not in FAST_APART:
+        folder = implementation_folder(request.config.getoption("--impl"))
+        outcomes, output = run_pytest(str(CHECKS / f"stage_{number}"), f"--impl={folder}", "-m", "not training",
+                                      "-q", f"--rootdir={CHECKS.parent}")
+        FAST_APART[number] = ([check.name for check in outcomes if not check.passed] if outcomes else
+                              [f"all of them: they could not run ({' / '.join(output.strip().splitlines()[-2:])})"])
+    return FAST_APART[number]
 
 
 @pytest.fixture

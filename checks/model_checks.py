@@ -14,20 +14,19 @@ from pathlib import Path
 import pytest
 
 from lil_transformy.grading.checking import (
-    cached_loss,
     expect,
     expect_shape,
     first_future_leak_by_perturbation,
     observed_loss,
     random_tokens,
     random_vectors,
-    remember_loss,
     student_code,
 )
 from lil_transformy.grading.limits import TRAINING_WALL_SECONDS
 from lil_transformy.ladder import reference_loss
 from lil_transformy.stages import get_stage, implementation_folder, stage_of_assignment
-from lil_transformy.train import SHARED, pick_device, train
+from lil_transformy.train import SHARED, pick_device
+from lil_transformy.trainings import kept, remember_check, reused, shared_training
 
 from .attention_checks import attention_diagnosis
 
@@ -174,29 +173,38 @@ SCORED: dict[str, Scored] = {}  # stage number: its run (a pytest run grades one
 def trained_and_scored(request, Model, token_data, student_child, impl, fast_failures) -> Scored:
     """The stage trained with the shared budget (seed 0) and scored on the held-out text, with proof on that very
     answer that no position saw the future (checking.observed_loss). In a student's own run (not isolated) it
-    trains only when every fast check of the stage passed, and answers from the cache when nothing it depends on
-    changed since it passed."""
+    trains only when every fast check of the stage passed, and only once per version of the stage: the notebook,
+    `lil-transformy train` and this check share one training (lil_transformy/trainings.py)."""
     number = stage_of(request)
     if number in SCORED:
         return SCORED[number]
     if student_child is None and fast_failures:
         pytest.fail(f"not trained: {len(fast_failures)} fast check{'s' * (len(fast_failures) > 1)} of this stage "
-                    f"failed first ({', '.join(fast_failures)}). Fix those: this check then trains your model "
-                    f"(about 30 s) and counts as failed until it does. Grading trains it regardless.", pytrace=False)
-    folder = implementation_folder(impl)
-    loss = cached_loss(number, folder) if student_child is None else None
-    if loss is not None:
-        SCORED[number] = Scored(loss, "from the cache: nothing changed since it passed", None)
-    elif student_child is None:  # the student's own run, in this process: they can only fool themselves
-        terminal = sys.__stderr__ if sys.__stderr__.isatty() else False
-        with student_code():
-            result = train(Model, token_data, SHARED, progress=terminal, label="training your model", score=False)
-            model = result.model.eval()
-            loss, leak = observed_loss(model, model, token_data.heldout, SHARED, token_data.vocab.size)
-        SCORED[number] = Scored(loss, f"trained {result.config.steps} steps", leak)
+                    f"failed first ({', '.join(fast_failures)}). Fix those (pytest checks/stage_{number} -m 'not "
+                    f"training' shows why): this check then trains your model (20-30 s on an idle laptop, minutes on "
+                    f"a busy one) and counts as failed until it does. Grading trains it regardless.", pytrace=False)
+    if student_child is None:  # the student's own run, in this process: they can only fool themselves
+        SCORED[number] = own_run(number, impl, token_data)
     else:
         SCORED[number] = graded_run(student_child, number, token_data)
     return SCORED[number]
+
+
+def own_run(number: str, impl: str, token_data) -> Scored:
+    """The student's run: the stage's one training with the shared budget, whoever trained it first, scored here once
+    (what this check found is kept with it)."""
+    folder = implementation_folder(impl)
+    entry = kept(number, folder, token_data)
+    if entry is not None and entry["check"] is not None:
+        return Scored(entry["check"]["loss"], reused(entry), entry["check"]["leak"])
+    terminal = sys.__stderr__ if sys.__stderr__.isatty() else False
+    with student_code():
+        result, how = shared_training(number, impl, token_data, "the loss check", progress=terminal,
+                                      label="training your model")
+        model = result.model.eval()
+        loss, leak = observed_loss(model, model, token_data.heldout, SHARED, token_data.vocab.size)
+    remember_check(number, folder, token_data, loss, leak)
+    return Scored(loss, how, leak)
 
 
 def graded_run(student_child, number: str, token_data) -> Scored:
@@ -232,8 +240,6 @@ def test_loss_on_the_ladder(request, Model, token_data, reference, student_child
     expect(run.leak is None, "a held-out loss from a model that uses only the tokens up to each position",
            f"a model that sees the future when it is scored ({run.leak})",
            "a loss that used the next tokens means nothing: see the causality check of the trained model")
-    if ok and student_child is None and not run.how.startswith("from the cache"):
-        remember_loss(number, implementation_folder(impl), run.loss)
     expect(ok, expected, f"{run.loss:.3f} ({run.how})", hint)
 
 

@@ -8,4 +8,15 @@ an nbgrader course), ``authoring`` (maintainers: exercises from solutions, mutan
 ``full`` (the full-scale preset). The lessons live in ``solutions/`` (written once) and ``exercises/``
 (generated from them); the checks ship as ``lil_transformy.checks``. Map: docs/ARCHITECTURE.md.
 """
+import os
+import sys
+
 __version__ = "0.1.0"
+
+# Torch's CPU threads (GNU OpenMP) wait for each other spinning for a short while, then asleep, instead of spinning
+# for about 0.2 s: the same numbers, as fast when the machine is idle, and about twice as fast when other programs
+# keep its cores busy (measured: README, "How long a stage trains"). libgomp reads this when torch loads, so only
+# where the course is imported first: its commands, notebooks and checks. The grading child gets it from its
+# environment (grading/sandbox.py); a value already set is kept.
+if "torch" not in sys.modules:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")

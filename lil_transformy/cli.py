@@ -163,24 +163,24 @@ def run_check(args) -> int:
 def run_train(args) -> int:
     from dataclasses import replace
 
-    from lil_transformy.progress import record_loss
     from lil_transformy.sampling import sample_text
     from lil_transformy.stages import get_stage, model_class
     from lil_transformy.tokens import load_token_data
     from lil_transformy.train import SHARED, train
+    from lil_transformy.trainings import shared_training
 
     stage = get_stage(args.stage)
     if args.preset == "full":
         return train_full_stage(stage, args)
     data = load_token_data()
-    result = train(model_class(stage.number, args.impl), data, replace(SHARED, seed=args.seed),
-                   label=f"stage {stage.number}")
+    if args.seed == 0:  # the stage's one training, shared with its loss check and its notebook
+        result, how = shared_training(stage.number, args.impl, data, "`lil-transformy train`", label=stage.assignment)
+    else:
+        result = train(model_class(stage.number, args.impl), data, replace(SHARED, seed=args.seed), label=stage.assignment)
+        how = f"trained {result.config.steps} steps with seed {args.seed} in {result.seconds:.0f} s"
     print(f"stage {stage.number} ({stage.title}): held-out loss {result.val_loss:.3f} "
-          f"(perplexity {result.perplexity:.1f}) in {result.seconds:.0f} s")
+          f"(perplexity {result.perplexity:.1f}), {how}")
     print(sample_text(result.model, data.vocab, "Once upon a time", result.config.context))
-    if args.impl == "exercises":
-        assert result.val_loss is not None  # train() scored it
-        record_loss(stage.number, result.val_loss)  # for `lil-transformy progress`
     return 0
 
 

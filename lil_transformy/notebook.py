@@ -20,6 +20,7 @@ from lil_transformy.plots import attention_heatmaps
 from lil_transformy.sampling import sample_text
 from lil_transformy.tokens import TokenData, word_order_pair
 from lil_transformy.train import PROBE_TOKENS, SHARED, Config, TrainResult, config_dict, train
+from lil_transformy.trainings import shared_training
 
 QUICK_ENV = "LIL_TRANSFORMY_QUICK"  # "1": a short run, for CI and a first look on a laptop; a number > 1: that many steps
 QUICK = replace(SHARED, steps=200, warmup_steps=20, eval_every=25)
@@ -40,11 +41,17 @@ def budget() -> Config:
 
 
 def train_stage(number: str, impl: str, data: TokenData, model_class=None, label: str | None = None) -> TrainResult:
-    """Train stage `number` of `impl` (or `model_class`) with the budget; print its held-out loss."""
+    """Train stage `number` of `impl` (or `model_class`) with the budget; print its held-out loss.
+
+    With the shared budget, the stage's one training is shared with its loss check and `lil-transformy train`
+    (lil_transformy/trainings.py): kept, when nothing it was trained from has changed since, else trained now."""
     cfg = budget()
-    model_class = model_class or stages.model_class(number, impl)
     label = label or f"stage {number}"
-    result = train(model_class, data, cfg, label=label)
+    if cfg == SHARED and model_class is None:
+        result, how = shared_training(number, impl, data, "the notebook", label=label)
+        print(f"{label}: held-out loss {result.val_loss:.3f} (perplexity {result.perplexity:.0f}), {how}")
+        return result
+    result = train(model_class or stages.model_class(number, impl), data, cfg, label=label)
     mode = "quick mode, " if cfg != SHARED else ""
     print(f"{label}: held-out loss {result.val_loss:.3f} (perplexity {result.perplexity:.0f}) "
           f"after {cfg.steps} steps ({mode}{result.seconds:.0f} s)")

@@ -46,7 +46,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache, stubs = Path(tmp) / "cache", Path(tmp) / "stubs"
-        shutil.copytree(cache_dir(), cache, ignore=shutil.ignore_patterns("loss-checks", "wheels", "datasets*"))
+        shutil.copytree(cache_dir(), cache, ignore=shutil.ignore_patterns("loss-checks", "trainings", "wheels", "datasets*"))
         write_exercises(target=stubs)
         for stage in STAGES + DETOURS:
             fast = seconds(stage.number, args.impl, cache, "-m", "not training")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from lil_transformy import trainings
 from lil_transformy.authoring.exercises import write_exercises
 from lil_transformy.authoring.mutants import apply, named
-from lil_transformy.grading import checking, judge
 from lil_transformy.paths import CACHE_ENV, CHECKS, REPO_ROOT
 
 
@@ -46,7 +46,7 @@ def cache(tmp_path, token_data):
     from lil_transformy.paths import cache_dir
 
     folder = tmp_path / "cache"
-    shutil.copytree(cache_dir(), folder, ignore=shutil.ignore_patterns("loss-checks", "wheels", "datasets*", "full*"))
+    shutil.copytree(cache_dir(), folder, ignore=shutil.ignore_patterns("loss-checks", "trainings", "wheels", "datasets*", "full*"))
     return folder
 
 
@@ -60,33 +60,39 @@ def test_after_a_failed_fast_check_the_loss_check_fails_at_once_naming_it(tmp_pa
 
 @pytest.mark.training
 @pytest.mark.timeout(600)
-def test_a_passing_loss_check_reports_its_loss_and_answers_from_the_cache_next_time(tmp_path, cache):
+def test_a_passing_loss_check_reports_its_loss_and_its_training_serves_later_runs(tmp_path, cache):
     mine = tmp_path / "mine"
     shutil.copytree(REPO_ROOT / "solutions", mine)
     out, _, outcomes = run_stage(mine, "03", cache)
     assert all(message is None for message in outcomes.values())
     summary = next(line for line in out.splitlines() if line.startswith("stage 03: held-out loss"))
     assert "passed" in summary and "below stage 02's" in summary and "trained 1130 steps" in summary
-    out, seconds, outcomes = run_stage(mine, "03", cache)
-    assert all(message is None for message in outcomes.values()) and "from the cache" in out
+    (mine / "stage_09_multi_head.py").write_text((mine / "stage_09_multi_head.py").read_text() + "\n# a comment\n")
+    out, seconds, outcomes = run_stage(mine, "03", cache)  # a later stage edited: stage 03 is as it was
+    assert all(message is None for message in outcomes.values()) and "from the cache: trained by the loss check" in out
     assert seconds < 15, f"{seconds:.0f} s for an unchanged stage"
+    done = subprocess.run([sys.executable, "-m", "lil_transformy.cli", "train", "03", f"--impl={mine}"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, CACHE_ENV: str(cache)})
+    assert "from the cache: trained by the loss check" in done.stdout, done.stdout + done.stderr
+    assert len((cache / "trainings" / "log.jsonl").read_text().splitlines()) == 1  # one training for all three
 
 
-def test_the_cache_key_changes_with_every_input(tmp_path, monkeypatch):
-    """The stage modules, the checks, the reference losses (and the library, hashed the same way)."""
+def test_the_cache_key_changes_with_every_input(tmp_path, monkeypatch, token_data):
+    """The stage's module and the stage modules it imports, the checks, the reference losses (and the library, hashed
+    the same way)."""
     mine = tmp_path / "mine"
     shutil.copytree(REPO_ROOT / "solutions", mine)
     checks = tmp_path / "checks"
     shutil.copytree(CHECKS, checks)
     report = tmp_path / "evolution.json"
-    shutil.copy(judge.EVOLUTION_REPORT, report)
-    monkeypatch.setattr(judge, "CHECKS", checks)
-    monkeypatch.setattr(judge, "EVOLUTION_REPORT", report)
-    keys = [checking.loss_cache_key("05", mine)]
-    for changed in (mine / "stage_04_attention.py", checks / "model_checks.py", checks / "stage_05" / "__init__.py",
-                    report):
+    shutil.copy(trainings.EVOLUTION_REPORT, report)
+    monkeypatch.setattr(trainings, "CHECKS", checks)
+    monkeypatch.setattr(trainings, "EVOLUTION_REPORT", report)
+    keys = [trainings.training_key("05", mine, token_data)]
+    for changed in (mine / "stage_04_attention.py", mine / "stage_05_attention_positions.py", checks / "model_checks.py",
+                    checks / "stage_05" / "__init__.py", report):
         changed.write_text(changed.read_text() + "\n")
-        keys.append(checking.loss_cache_key("05", mine))
+        keys.append(trainings.training_key("05", mine, token_data))
     assert len(set(keys)) == len(keys)
 
 

@@ -3,11 +3,9 @@
 Checks (checks/stage_NN/) grade a student's code; they call these so every stage words its
 failures the same way: what was expected, what was found, a hint.
 """
-import json
 import os
 import re
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +13,7 @@ import torch
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.limits import MachineOverloaded
 from lil_transformy.grading.remote import NON_FINITE, ChildGone, StudentCodeError
-from lil_transformy.paths import cache_dir
-from lil_transformy.train import SHARED, pick_device, strided_windows
+from lil_transformy.train import strided_windows
 
 
 def expect(ok: bool, expected: str, found: str, hint: str) -> None:
@@ -205,35 +202,6 @@ def expect_every_weight_matters(module, x: torch.Tensor, what: str, hint: str) -
                 idle.append(f"{name} {tuple(state[name].shape)} never does")
     expect(bool(matrices) and not idle, f"every weight matrix of your {what} to shape its output (a change when it "
            f"changes)", ", ".join(idle) or "no weight matrix at all", hint)
-
-
-def loss_cache_file(number: str) -> Path:
-    return cache_dir() / "loss-checks" / f"stage_{number}.json"
-
-
-def loss_cache_key(number: str, folder: Path) -> str:
-    """Keyed like a graded verdict (the stage modules, the checks, the library, the reference losses), and the
-    device the student trains on."""
-    from lil_transformy.grading.judge import submission_key
-
-    return f"{submission_key(number, folder, 'no')} {pick_device(SHARED.device).type}"
-
-
-def cached_loss(number: str, folder: Path) -> float | None:
-    """The loss of the last passing loss check of stage `number`, if nothing it depends on changed since."""
-    try:
-        saved = json.loads(loss_cache_file(number).read_text())
-        return float(saved["loss"]) if saved["key"] == loss_cache_key(number, folder) else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def remember_loss(number: str, folder: Path, loss: float) -> None:
-    path = loss_cache_file(number)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    partial.write_text(json.dumps({"key": loss_cache_key(number, folder), "loss": loss}))
-    os.replace(partial, path)
 
 
 TWIN_SHARE = 4  # one window in this many is asked again, in the second child, with a different continuation
