@@ -37,6 +37,7 @@ from lil_transformy.course.release import graded_cell
 from lil_transformy.course.report import class_report
 from lil_transformy.grading.checking import expect, first_future_leak_by_perturbation, random_tokens
 from lil_transformy.grading.judge import EVIDENCE, GROUPS, LOSS
+from lil_transformy.ladder import reference_loss, reference_report
 from lil_transformy.paths import CHECKS, REPO_ROOT
 from lil_transformy.stages import get_stage, load_stage_module
 from lil_transformy.train import SHARED
@@ -181,7 +182,7 @@ def course_folder(root: Path, stages: list[str]) -> None:
         shutil.copy(REPO_ROOT / "exercises" / f"{stage.module}.py", root / "release" / stage.assignment)
 
 
-def hand_in(root: Path, student: str, number: str, source: str, kept: dict | None) -> None:
+def hand_in(root: Path, student: str, number: str, source: str) -> None:
     stage = get_stage(number)
     folder = root / "submitted" / student / stage.assignment
     folder.mkdir(parents=True, exist_ok=True)
@@ -189,9 +190,6 @@ def hand_in(root: Path, student: str, number: str, source: str, kept: dict | Non
         if module.name <= f"{stage.module}.py" and not (folder / module.name).exists():
             shutil.copy(module, folder)
     (folder / f"{stage.module}.py").write_text(source)
-    if kept is not None:
-        (root / "verdicts" / stage.assignment).mkdir(parents=True, exist_ok=True)
-        (root / "verdicts" / stage.assignment / f"{student}.json").write_text(json.dumps(kept))
 
 
 RENAMES = {"scores": "s", "weights": "probs", "seq": "n", "q": "query", "k": "key", "v": "val", "x": "inp",
@@ -203,23 +201,29 @@ def crafted(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     course_folder(root, STAGES)
     rng = random.Random(0)
+    ladder = reference_report()
     reference = {n: (REPO_ROOT / "solutions" / f"{get_stage(n).module}.py").read_text() for n in STAGES}
     for number in STAGES:
         for i, bodies in enumerate(HONEST[number]):
-            hand_in(root, f"honest_{i}", number, written(number, bodies), None)
-        hand_in(root, "copier", number, copied(written(number, HONEST[number][0]), RENAMES), None)
-        hand_in(root, "ref_copier", number, copied(reference[number], RENAMES), None)
+            hand_in(root, f"honest_{i}", number, written(number, bodies))
+        hand_in(root, "copier", number, copied(written(number, HONEST[number][0]), RENAMES))
+        hand_in(root, "ref_copier", number, copied(reference[number], RENAMES))
     for student, mutant in MUTANTS.items():
         patch = named("mutants", mutant)
         module = apply(patch, root / "mutated" / mutant) / f"{get_stage(patch.stage).module}.py"
         for number in STAGES:
             if number <= patch.stage:
-                hand_in(root, student, number, module.read_text() if number == patch.stage else reference[number], None)
-    for student in sorted(p.name for p in (root / "submitted").iterdir()):
+                hand_in(root, student, number, module.read_text() if number == patch.stage else reference[number])
+    # A module that is a link is never read: here to a file that would pair with honest_0 and show on a page.
+    (root / "secret.txt").write_text("# TOPSECRET\n" + written("04", HONEST["04"][0]))
+    hand_in(root, "linker", "04", "")
+    (root / "submitted" / "linker" / "stage_04" / "stage_04_attention.py").unlink()
+    (root / "submitted" / "linker" / "stage_04" / "stage_04_attention.py").symlink_to(root / "secret.txt")
+    for student in sorted(p.name for p in (root / "submitted").iterdir() if p.name != "linker"):
         for number in STAGES:
             folder = root / "submitted" / student / get_stage(number).assignment
             if folder.is_dir() and (student, number) != ("honest_4", "09"):  # honest_4's stage 09: not graded yet
-                kept = synthesised_verdict(number, folder, 4.0 - 0.05 * STAGES.index(number) + rng.uniform(-.02, .02))
+                kept = synthesised_verdict(number, folder, reference_loss(ladder, number)[0] + rng.uniform(-.03, .03))
                 if (student, number) == ("honest_3", "04"):
                     kept["outcomes"][EVIDENCE] = [("read a file beyond its own modules: /etc/passwd", None)]
                 (root / "verdicts" / get_stage(number).assignment).mkdir(parents=True, exist_ok=True)
@@ -310,6 +314,7 @@ def test_every_link_and_image_of_the_report_resolves(crafted):
     for path in [page, *(page.parent / "pairs").glob("*.html")]:
         parsed = Links()
         parsed.feed(path.read_text())
+        assert "TOPSECRET" not in path.read_text()
         for target in parsed.links + parsed.images:
             file, _, anchor = target.partition("#")
             assert (path.parent / file).exists() if file else anchor in parsed.ids, (path.name, target)

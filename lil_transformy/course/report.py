@@ -12,12 +12,13 @@ import json
 import re
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 
 from lil_transformy.course import similarity
 from lil_transformy.course.folder import VERDICTS, course_root, course_stages, submitted_students
-from lil_transformy.grading.judge import EVIDENCE, GROUPS, LOSS, verdict
+from lil_transformy.grading.judge import EVIDENCE, GROUPS, LARGEST_MODULE, LOSS, verdict
 from lil_transformy.ladder import reference_loss, reference_report
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import Stage, get_stage
@@ -227,7 +228,7 @@ def class_report(root: Path, stages: list[Stage] | None = None) -> Path:
     feedback = {(s, a): f"../feedback/{s}/{a}/{a}.html" for s in students for a in (st.assignment for st in stages)
                 if (root / "feedback" / s / a / f"{a}.html").exists()}
     rows = [[f"<span id='s-{html.escape(r[0])}'>{html.escape(r[0])}</span>",
-             *[f"<a href='{html.escape(feedback[r[0], st.assignment])}'>{c}</a>" if (r[0], st.assignment) in feedback
+             *[f"<a href='{html.escape(quote(feedback[r[0], st.assignment]))}'>{c}</a>" if (r[0], st.assignment) in feedback
                else c for st, c in zip(stages, r[1:-1])], r[-1]] for r in student_rows]
     sections.append("<h2 id='students'>Students (points per stage; a link opens the feedback)</h2>"
                     + table(["student", *[f"stage {st.number}" for st in stages], "first not passed"], rows))
@@ -243,10 +244,13 @@ def class_report(root: Path, stages: list[Stage] | None = None) -> Path:
 
 
 def module_text(path: Path) -> str:
+    """A module's text, as the judge would read it: a plain file, never a link, none too large (else "")."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= LARGEST_MODULE:
+            return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return ""
+        pass
+    return ""
 
 
 def similarity_section(root: Path, stages: list[Stage], students: list[str], out: Path) -> str:
@@ -278,7 +282,7 @@ def similarity_section(root: Path, stages: list[Stage], students: list[str], out
                     (sources[pair.a], sources[pair.b]), (prints[pair.a], prints[pair.b]), pair.shared, "../index.html"))
                 html_rows.append([st.number, names([pair.a]) if pair.a in students else pair.a,
                                   names([pair.b]) if pair.b in students else pair.b, f"{pair.score:.2f}",
-                                  f"<a href='{html.escape(page)}'>side by side</a>"])
+                                  f"<a href='{html.escape(quote(page))}'>side by side</a>"])
     whole = similarity.similar_pairs(everyone, floor=0.3)
     rows += [["all", p.a, p.b, f"{p.score:.2f}", len(p.shared)] for p in whole]
     html_rows += [["all", names([p.a]), names([p.b]), f"{p.score:.2f}", "see the stages above"]
