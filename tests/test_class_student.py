@@ -54,6 +54,15 @@ def test_the_wheel_carries_the_checks_and_reference_losses_and_no_solution(relea
                       for line in block.splitlines() if len(line.strip()) > 25}
     shipped = "\n".join(p.read_text() for p in installed.rglob("*.py"))
     assert len(solution_lines) > 20 and not [line for line in solution_lines if line in shipped]
+    reference = subprocess.run(["python", "-c", "from lil_transformy.stages import load_stage_module; "
+                                "load_stage_module('03', 'solutions')"], env=env, capture_output=True, text=True)
+    assert reference.returncode != 0, "a student kernel with the course's wheel can load the reference solution"
+
+
+def test_each_build_of_the_wheel_has_a_version_of_its_own(released):
+    release, env = released
+    wheel = next((release.parents[1] / "wheel").glob("lil_transformy-*.whl"))
+    assert re.fullmatch(r"lil_transformy-0\.1\.0\+g[0-9a-f]{16}-py3-none-any\.whl", wheel.name), wheel.name
 
 
 def test_what_the_released_notebook_says_is_true_for_a_release(released):
@@ -79,6 +88,7 @@ def test_the_graded_cells_run_on_a_solved_stage_without_a_clone_offline(released
     for points in ("=> 1 of 1 points", "=> 2 of 2 points", "=> 1 of 1 points"):
         assert points in done.stdout
     assert "0 of" not in done.stdout and "FAIL" not in done.stdout
+    assert "LATER  test_loss_on_the_ladder" in done.stdout and "decided at grading" in done.stdout  # Validate's 30 s
     done = subprocess.run(offline(["lil-transformy", "check", STAGE.number, "--fast"]), cwd=mine, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-2000:]

@@ -46,7 +46,7 @@ def test_the_readmes_instructor_block_runs_verbatim_on_a_course_for_some_stages(
     lines = readme_block("## Grading a class with nbgrader")
     installs = [line for line in lines if line.startswith(("pip install", "apt-get install"))]
     build, grade = [line for line in lines if line not in installs and not line.startswith("#")]
-    assert len(installs) == 2 and " build " in build and " grade " in grade
+    assert len(installs) == 3 and " build " in build and " grade " in grade
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(build, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

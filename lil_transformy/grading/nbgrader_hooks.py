@@ -87,6 +87,8 @@ class GradeWithTheChecks(NbGraderPreprocessor):
         except NotGradedYet:
             self.withdraw(resources)
             raise
+        self.log.info(f"judging {student}'s {assignment} (the stage's checks, the training included: up to a few "
+                      f"minutes)")
         try:
             if self.verdicts:
                 saved = Path(self.verdicts) / assignment / f"{student}.json"
@@ -99,6 +101,9 @@ class GradeWithTheChecks(NbGraderPreprocessor):
         if not_graded_yet(problem):  # no verdict: nbgrader records nothing for this submission, a re-run grades it
             self.withdraw(resources)
             raise NotGradedYet(problem)
+        failed = sum(message is not None for group in GROUPS for _, message in by_group.get(group, []))
+        self.log.info(f"judged {student}'s {assignment}: {failed} failed check{'s' * (failed != 1)}"
+                      + (f" ({problem})" if problem else ""))
         for cell in nb.cells:
             nbgrader = cell.metadata.get("nbgrader", {})
             if cell.cell_type != "code" or (nbgrader.get("solution") and nbgrader.get("grade")):
