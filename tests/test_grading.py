@@ -1,11 +1,10 @@
 """Graded cells: one group of a stage's checks, in its own process, messages on stdout, zero on failure."""
-import contextlib
-import io
 
 import pytest
+import torch
 
 from lil_transformy.authoring.exercises import write_exercises
-from lil_transformy.grading.judge import GROUPS, ChecksFailed, grade, run_checks
+from lil_transformy.grading.judge import ChecksFailed, grade
 from lil_transformy.paths import REPO_ROOT
 
 
@@ -49,3 +48,21 @@ def test_an_interrupted_graded_cell_stops_its_judge_at_once():
             "print('left running:', len(psutil.Process().children(recursive=True)))\n")
     done = subprocess.run([sys.executable, "-c", cell], capture_output=True, text=True, timeout=120)
     assert "interrupted" in done.stdout and "left running: 0" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_regrade_makes_the_same_random_choices_and_only_the_course_secret_makes_them(tmp_path, monkeypatch):
+    """The judge's random choices (where the trained model's windows are cut) come from the course's secret and the
+    submission: the same for a re-grade, other for another course, never readable by the student's code."""
+    from lil_transformy.grading import judge
+    from lil_transformy.grading.checking import judge_generator
+    from lil_transformy.grading.sandbox import child_environment
+    from lil_transformy.paths import JUDGE_SEED_ENV
+
+    seeds = []
+    monkeypatch.setattr(judge, "run_checks", lambda *args, seed=None, **kwargs: (seeds.append(seed), ({}, None))[1])
+    for secret in ("course a", "course a", "course b"):
+        judge.judged("00", REPO_ROOT / "solutions", tmp_path / f"{len(seeds)}.json", "process", secret=secret)
+    assert seeds[0] == seeds[1] != seeds[2] and seeds[0] is not None
+    monkeypatch.setenv(JUDGE_SEED_ENV, str(seeds[0]))
+    assert torch.equal(torch.randperm(50, generator=judge_generator()), torch.randperm(50, generator=judge_generator()))
+    assert JUDGE_SEED_ENV not in child_environment(str(tmp_path), 1)  # the child's environment is a whitelist
