@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--with-earlier-solutions", action="store_true",
                        help="ship the reference modules of the earlier stages each stage imports (default: stubs; "
                             "students bring their own)")
+    build.add_argument("--course-id", default="lil-transformy",
+                       help="nbgrader's course id, as students' nbgrader_config.py names it (default lil-transformy)")
+    build.add_argument("--exchange", help="the nbgrader exchange's root folder, shared by you and your students "
+                                          "(default: nbgrader's, /srv/nbgrader/exchange)")
     build.add_argument("--partial-credit", action="store_true",
                        help="a share of a group's points for each of its checks that passes (default: all or "
                             "nothing per group)")
@@ -246,7 +250,8 @@ def run_course(args) -> int:
     stages = parse_stages(args.stages, detours=True) if args.stages else None
     if args.action == "build":
         assert stages is not None  # --stages defaults to 00-09 for build and demo
-        groups = course.build(root, stages, args.with_earlier_solutions, args.db, args.partial_credit)
+        groups = course.build(root, stages, args.with_earlier_solutions, args.db, args.partial_credit, args.course_id,
+                              args.exchange)
         for number, names in groups.items():
             print(f"stage_{number}: graded groups {', '.join(names)}")
         print(f"course in {root}: students get {root / 'release'}; collect their work into "

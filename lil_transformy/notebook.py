@@ -24,11 +24,15 @@ from lil_transformy.trainings import shared_training
 
 QUICK_ENV = "LIL_TRANSFORMY_QUICK"  # "1": a short run, for CI and a first look on a laptop; a number > 1: that many steps
 QUICK = replace(SHARED, steps=200, warmup_steps=20, eval_every=25)
+VALIDATING = replace(QUICK, steps=20, warmup_steps=5, eval_every=20)  # does the notebook run? within Validate's 30 s
 PROMPTS = (PROMPT, "Tom and his dog went to the park. The dog", "The sun was")
 
 
 def budget() -> Config:
-    """The shared training budget, or its quick version when $LIL_TRANSFORMY_QUICK is set (1: QUICK)."""
+    """The shared training budget, or its quick version when $LIL_TRANSFORMY_QUICK is set (1: QUICK) or nbgrader's
+    Validate runs the notebook (it gives a cell 30 s; the loss is decided at grading)."""
+    if os.environ.get("NBGRADER_VALIDATING") and QUICK_ENV not in os.environ:
+        return VALIDATING
     quick = os.environ.get(QUICK_ENV, "0")
     if not quick.isdigit():
         raise LilTransformyError(f"${QUICK_ENV} is 1 (a quick run) or a number of steps, not {quick!r}")

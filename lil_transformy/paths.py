@@ -6,6 +6,7 @@ DATA_ENV = "LIL_TRANSFORMY_DATA"  # a TinyStories folder, or HUB; unset: the sli
 HUB = "hub"
 CACHE_ENV = "LIL_TRANSFORMY_CACHE"
 DEVICE_ENV = "LIL_TRANSFORMY_DEVICE"  # cpu, mps or cuda instead of the automatic choice
+JUDGE_SEED_ENV = "LIL_TRANSFORMY_JUDGE_SEED"  # the judge's random choices (grading): never in the child's environment
 
 PACKAGE = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE.parent  # a clone of the repository (editable install); in an installed wheel, site-packages

@@ -25,7 +25,7 @@ from lil_transformy.course.gradebook import export, gradebook_api, gradebook_url
 from lil_transformy.course.report import class_report
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.judge import judged, not_graded_yet
-from lil_transformy.grading.sandbox import require_bwrap
+from lil_transformy.grading.sandbox import require_grading_environment
 from lil_transformy.stages import Stage, stage_of_assignment
 
 
@@ -45,7 +45,7 @@ def grade_class(root: Path, stages: list[Stage] | None = None, sandboxed: bool =
     """
     root = course_root(root)
     stages = course_stages(root, stages)  # default: every stage the course was built for
-    require_bwrap(unsandboxed=not sandboxed)
+    require_grading_environment(unsandboxed=not sandboxed)
     threads = threads_per_job(jobs)
     if not sandboxed:
         print("grading WITHOUT the sandbox (--unsandboxed): each student's code runs as you, next to the gradebook")
@@ -88,7 +88,7 @@ def grade_class(root: Path, stages: list[Stage] | None = None, sandboxed: bool =
             os._exit(130)  # at once: the judges still running die with this process (PR_SET_PDEATHSIG)
     for (student, assignment), why in failed.items():
         write_failure_feedback(root, student, assignment, why)
-    scores = export(root, stages, db, students, postponed)
+    scores = export(root, stages, db)
     print_table(scores, {**failed, **postponed}, stages)
     print(f"\ngrades: {root / 'grades.csv'}; feedback: {root / 'feedback'}")
     class_report(root, stages)

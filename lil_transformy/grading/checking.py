@@ -13,6 +13,7 @@ import torch
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading.limits import MachineOverloaded
 from lil_transformy.grading.remote import NON_FINITE, ChildGone, StudentCodeError
+from lil_transformy.paths import JUDGE_SEED_ENV
 from lil_transformy.train import strided_windows
 
 
@@ -216,6 +217,13 @@ def expect_logits(logits, batch: torch.Tensor, vocab_size: int) -> None:
     expect_shape(logits, (*batch.shape, vocab_size), "logits", "(batch, seq, vocab): one score per id per position")
 
 
+def judge_generator() -> torch.Generator:
+    """The judge's random choices, which the student's code cannot predict: seeded from the course's secret and the
+    submission when grading gave a seed (a re-grade prints the same messages), else from the operating system."""
+    seed = os.environ.get(JUDGE_SEED_ENV)
+    return torch.Generator().manual_seed(int(seed) if seed else int.from_bytes(os.urandom(4), "little"))
+
+
 @torch.no_grad()
 def observed_loss(scored, twin, ids: torch.Tensor, cfg, vocab_size: int) -> tuple[float, str | None]:
     """The held-out loss of the trained model `scored` (a fresh child), from the logits it returns for the held-out
@@ -228,7 +236,7 @@ def observed_loss(scored, twin, ids: torch.Tensor, cfg, vocab_size: int) -> tupl
     """
     windows, scored_positions = strided_windows(ids, cfg)  # (n, context + 1), (n, context)
     inputs, targets = windows[:, :-1], windows[:, 1:]
-    judge = torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))  # nothing the child can predict
+    judge = judge_generator()
     sampled = torch.randperm(len(inputs), generator=judge)[: len(inputs) // TWIN_SHARE].sort().values
     cuts = torch.randint(0, cfg.context - 1, (len(sampled),), generator=judge)  # (n_sampled,)
     donors = torch.randint(0, len(inputs), (len(sampled),), generator=judge)

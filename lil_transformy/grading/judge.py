@@ -92,11 +92,11 @@ def grade(number: str, group: str, folder: str | Path = ".") -> None:
     if key not in _runs:
         _runs[key] = run_checks(*key, defer_training=True)
     text, earned = verdict(stage.number, group, *_runs[key])
-    print(text)
     if not_graded_yet(_runs[key][1]):
         del _runs[key]  # the next run of a graded cell judges again
     if earned < GROUPS[group].points:
-        raise ChecksFailed(text.splitlines()[-1])
+        raise ChecksFailed(text)  # the whole verdict: nbgrader's Validate shows a failed cell's error, not its output
+    print(text)
 
 
 def verdict(number: str, group: str, by_group: Outcomes, problem: str | None,
@@ -222,10 +222,10 @@ def run_checks(number: str, folder: Path, seconds: float | None = None, isolate:
             tail = output.decode(errors="replace").strip().splitlines()[-5:]
             return {}, "the checks could not run: " + " / ".join(tail)
         outcomes = read_outcomes(report)
-        losses = [p.get("value") for p in ET.parse(report).iter("property") if p.get("name") == "loss"]
+        losses = [p.get("value", "") for p in ET.parse(report).iter("property") if p.get("name") == "loss"]
         if losses:  # the loss check's JUnit property, for the class report: a passing check has no message
             outcomes[LOSS] = [(losses[0], None)]
-        goals = [p.get("value") for p in ET.parse(report).iter("property") if p.get("name") == "loss_goal"]
+        goals = [p.get("value", "") for p in ET.parse(report).iter("property") if p.get("name") == "loss_goal"]
         if goals:  # and what it had to beat, for the feedback
             outcomes[LOSS_GOAL] = [(goals[0], None)]
         records = [*oversized_modules(stage_module_files(Path(folder))),
