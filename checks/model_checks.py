@@ -181,8 +181,9 @@ def trained_and_scored(request, Model, token_data, student_child, impl, fast_fai
     if student_child is None and fast_failures:
         pytest.fail(f"not trained: {len(fast_failures)} fast check{'s' * (len(fast_failures) > 1)} of this stage "
                     f"failed first ({', '.join(fast_failures)}). Fix those (pytest checks/stage_{number} -m 'not "
-                    f"training' shows why): this check then trains your model (20-30 s on an idle laptop, minutes on "
-                    f"a busy one) and counts as failed until it does. Grading trains it regardless.", pytrace=False)
+                    f"training' shows why): this check then trains your model (18-30 s on the course's 2-core test machine "
+                    f"when not busy, several times longer on a busy one: README, 'How long a training takes') and counts "
+                    f"as failed until it does. Grading trains it regardless.", pytrace=False)
     if student_child is None:  # the student's own run, in this process: they can only fool themselves
         SCORED[number] = own_run(number, impl, token_data)
     else:

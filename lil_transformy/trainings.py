@@ -14,6 +14,7 @@ import ast
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import replace
 from importlib.metadata import version
@@ -88,11 +89,20 @@ def kept(number: str, folder: Path, data: TokenData) -> dict | None:
 
 
 def save(number: str, folder: Path, entry: dict) -> None:
+    forget_vanished_folders()
     path = entry_file(number, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / "folder.txt").write_text(str(folder.resolve()))
     partial = path.with_suffix(f".{os.getpid()}.partial")
     torch.save(entry, partial)
     os.replace(partial, path)  # whole or not at all, and a notebook and a check may finish at once
+
+
+def forget_vanished_folders() -> None:
+    """The entries of implementation folders that no longer exist (a mutant's or a test's temporary copy) go."""
+    for kept_folder in trainings_dir().glob("*/folder.txt"):
+        if not Path(kept_folder.read_text()).is_dir():
+            shutil.rmtree(kept_folder.parent, ignore_errors=True)
 
 
 def remember_check(number: str, folder: Path, data: TokenData, loss: float, leak: str | None) -> None:
