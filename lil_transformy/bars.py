@@ -25,4 +25,5 @@ def progress_bar(iterable=None, file=None, **options):
         return widget(iterable, **options)
     if not getattr(file or sys.stderr, "isatty", lambda: False)():
         options.setdefault("mininterval", LOG_INTERVAL_S)
+        options.setdefault("maxinterval", LOG_INTERVAL_S)  # tqdm's monitor would redraw a quiet bar every 10 s
     return text_bar(iterable, file=file, **options)
