@@ -119,11 +119,10 @@ def judge_trains(fresh_child: Callable[[], ContextManager], train_ids: torch.Ten
     fresh_child(): a context manager giving (a remote, a handle on the model class) in a fresh child.
     """
     cfg = replace(cfg, vocab_size=vocab_size)
-    with fresh_child() as (remote, model_class):  # the initial weights, from a child that has seen nothing else
-        weights = Weights(remote.ask("trainer", "initial", model_class, vocab_size))
-    optimizer = new_optimizer(weights.params, cfg)
     checked = sorted(secrets.SystemRandom().sample(range(cfg.steps), min(CHECKED_STEPS, cfg.steps)))
     with fresh_child() as (remote, model_class):
+        weights = Weights(remote.ask("trainer", "initial", model_class, vocab_size))  # its first answer
+        optimizer = new_optimizer(weights.params, cfg)
         model = model_class(cfg)
         for step, (x, y) in enumerate(training_batches(train_ids, cfg)):
             reply = remote.ask("trainer", "gradients", model, weights.state(), x, y)
