@@ -39,8 +39,10 @@ OWN_TEST.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": Tru
 def nbgrader(*args: str, cwd: Path, user: str | None = None, path: str | None = None) -> subprocess.CompletedProcess:
     """An nbgrader command as the instructor (in the course folder) or as a student (`user`, in their home)."""
     env = {**os.environ, "PATH": path or f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    if user:
+    if user:  # one Unix user here: the student's id is given as a hub's would be (JUPYTERHUB_USER)
         env.update(HOME=str(cwd), USER=user, LOGNAME=user)
+        if args[0] in ("submit", "fetch_feedback"):
+            args = (*args, f"--CourseDirectory.student_id={user}")
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=900)
 

@@ -87,7 +87,7 @@ class GradesWithReview(CsvExportPlugin):
         root = Path(self.parent.coursedir.root)
         graded = {(submission.student.id, assignment.name) for assignment in gradebook.assignments
                   for submission in assignment.submissions}
-        complete_grades(root, Path(self.to), graded)
+        complete_grades(root, Path(self.to or "grades.csv"), graded)  # nbgrader's default: grades.csv here
 
 
 def points_of_assignments(root: Path) -> dict[str, float]:
