@@ -15,7 +15,7 @@ from lil_transformy.grading.trainer import FORGED
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage
 
-pytestmark = [pytest.mark.training, pytest.mark.timeout(1800),
+pytestmark = [pytest.mark.training, pytest.mark.timeout(3600),
               pytest.mark.skipif(bwrap() is None, reason="grading needs bubblewrap (apt-get install bubblewrap)")]
 
 STAGE_05 = get_stage("05")
