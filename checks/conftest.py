@@ -18,7 +18,7 @@ import torch
 
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading import checking, sandbox
-from lil_transformy.grading.judge import GROUPS
+from lil_transformy.grading.judge import DEFERRED, GROUPS
 from lil_transformy.grading.limits import (
     FAST_CHECK_CPU_SECONDS,
     FAST_CHECK_WALL_SECONDS,
@@ -43,6 +43,9 @@ def pytest_addoption(parser):
                           "process: checks judge only the data it returns), 'sandbox' (that child in bubblewrap; "
                           "how grading runs)")
     parser.addoption("--evidence", help="grading: write what the student's children recorded (a JSON list) here")
+    parser.addoption("--defer-training", action="store_true",
+                     help="list the checks that train, without running them: they are decided at grading (a "
+                          "student's graded cell, which nbgrader's Validate gives 30 s)")
 
 
 def pytest_configure(config):
@@ -265,7 +268,7 @@ def reference():
     return reference_report()
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """nbgrader awards points per group (lil_transformy.grading.judge.GROUPS): every check is in exactly one.
 
     A check marked with no group's marker grades the component's property. The group is recorded for
@@ -278,6 +281,11 @@ def pytest_collection_modifyitems(items):
         if group == "property":
             item.add_marker(pytest.mark.property)
         item.user_properties.append(("group", group))
+        if config.getoption("--defer-training") and item.get_closest_marker("training"):
+            number = stage_of_assignment(item.path.parent.name).number
+            item.add_marker(pytest.mark.skip(reason=f"{DEFERRED}: it trains your model with the shared budget, "
+                                                    f"longer than a graded cell may take (`lil-transformy check "
+                                                    f"{number}` runs it here)"))
     first_of_folder = {}
     for position, item in enumerate(items):
         first_of_folder.setdefault(item.path.parent, position)

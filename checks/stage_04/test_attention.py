@@ -89,6 +89,10 @@ def test_attention_weights_survive_large_future_scores(stage):
     where = torch.nonzero(~torch.isfinite(weights)).tolist()
     expect(not where, "finite weights when a future key scores 1000 and the allowed ones 0 and 1",
            f"NaN or inf at [batch, query, key] {where[:3]}: {weights[0].tolist()}", LARGE_SCORES_HINT)
+    k[0, :, 0] = torch.tensor([0.0, 1.0, 2.0])  # ordinary scores: a mask that fails on them is the causality checks'
+    with student_code():
+        if stage.attention_weights(q, k)[0].triu(1).abs().max() > 1e-6:
+            return  # no mask at all: causality's points, not this check's
     expected = "[1, 0, 0] for query 0 (it sees only key 0) and about [0, 0, 1] for query 2 (key 2 is its own)"
     ok = torch.allclose(weights[0, 0], torch.tensor([1.0, 0.0, 0.0]), atol=1e-5) and weights[0, 2, 2] > 0.999
     expect(ok and weights[0, 1, 2].abs() < 1e-6, "weights " + expected + ", none on a future key",
