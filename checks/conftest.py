@@ -26,7 +26,6 @@ from lil_transformy.grading.limits import (
     training_cpu_seconds,
 )
 from lil_transformy.grading.remote import Remote, StudentCodeError
-from lil_transformy.grading.trainer import judge_trains
 from lil_transformy.ladder import reference_report
 from lil_transformy.paths import CHECKS, EVOLUTION_REPORT, REFERENCE_COMMAND
 from lil_transformy.runner import NOT_YOUR_CODE, run_pytest
@@ -130,9 +129,10 @@ class StudentChild:
             self.close(remote)
 
     def train(self, number: str, train_ids: torch.Tensor, vocab_size: int) -> dict:
-        """The stage's model trained by the judge with the shared budget, its forward and backward passes asked of
-        fresh children (grading/trainer.py): {"weights": the trained state dict, "steps": ..., "checked": ...}."""
-        return judge_trains(lambda: self.fresh_model_class(number), train_ids, vocab_size)
+        """The stage's model trained in a fresh child, which gets the training tokens and nothing else: {"state": the
+        trained weights, "steps": ...} (grading/trainer.py)."""
+        with self.fresh_model_class(number) as (remote, model_class):
+            return remote.ask("train", model_class, train_ids, vocab_size)
 
     @contextlib.contextmanager
     def fresh_model(self, number: str, state: dict):
