@@ -180,7 +180,7 @@ def test_graders_starting_together_on_a_new_postgresql_gradebook_all_open_it(pos
 
     def open_it(_):
         start.wait()
-        with gradebook.open_gradebook(postgres) as book:
+        with gradebook.open_gradebook(postgres, COURSE_ID) as book:
             return len(book.students)
 
     with ThreadPoolExecutor(graders) as pool:

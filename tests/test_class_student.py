@@ -55,7 +55,8 @@ def test_the_wheel_carries_the_checks_and_reference_losses_and_no_solution(relea
     shipped = "\n".join(p.read_text() for p in installed.rglob("*.py"))
     assert len(solution_lines) > 20 and not [line for line in solution_lines if line in shipped]
     reference = subprocess.run(["python", "-c", "from lil_transformy.stages import load_stage_module; "
-                                "load_stage_module('03', 'solutions')"], env=env, capture_output=True, text=True)
+                                "load_stage_module('03', 'solutions')"], env=env, capture_output=True, text=True,
+                               cwd=release)
     assert reference.returncode != 0, "a student kernel with the course's wheel can load the reference solution"
 
 

@@ -40,7 +40,7 @@ def test_progress_explains_its_columns_and_marks(capsys):
     legend = out[out.index("fast checks  n/m"):]
     for words in ("n of the stage's m fast checks", "pytest checks/stage_NN -m 'not training'", "# one that passes",
                   "pass on an untouched stub by design", "no ready-made attention", "*: some checks could not run",
-                  "your loss    held-out loss", "lil-transformy train NN", "reference    the same"):
+                  "your loss    held-out loss", "train NN", "as its loss check found it", "reference    the same"):
         assert words in legend, words
 
 

@@ -25,7 +25,7 @@ def head_layout(heads: torch.Tensor, x: torch.Tensor) -> str | None:
     of `heads` says which batch, position and feature it came from. Any layout of features into heads is correct
     (contiguous slices, interleaved, any fixed assignment): each head holds features of the position it is at, the
     same features at every position, and every feature belongs to exactly one head."""
-    batch, seq, d_model = x.shape
+    batch, seq, d_model = x.size()
     came_from = heads.round().long()  # (batch, n_heads, seq, d_head): indices into x
     source_batch, source_position = came_from // (seq * d_model), came_from // d_model % seq
     mixed = (source_position != torch.arange(seq).view(1, 1, seq, 1)) | (

@@ -61,7 +61,7 @@ def read_scores(root: Path, stages: list[Stage], verdicts: dict) -> dict:
     if path.exists():
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                if row["assignment"] in wanted:
+                if row["assignment"] in wanted and row.get("status") != "handed in, not graded":  # no score yet
                     scores[row["student_id"], row["assignment"]] = (float(row["raw_score"] or 0), float(row["max_score"]))
     return scores
 
