@@ -26,6 +26,7 @@ from lil_transformy.grading.limits import (
     training_cpu_seconds,
 )
 from lil_transformy.grading.remote import Remote, StudentCodeError
+from lil_transformy.grading.trainer import checked_models, judge_trains
 from lil_transformy.ladder import reference_report
 from lil_transformy.paths import CHECKS, EVOLUTION_REPORT, REFERENCE_COMMAND
 from lil_transformy.runner import NOT_YOUR_CODE, run_pytest
@@ -119,28 +120,28 @@ class StudentChild:
         return remote
 
     @contextlib.contextmanager
-    def fresh_model_class(self, number: str):
-        """The stage's model class in a fresh child that has seen no other question: (the child, a handle on the
-        class), closed afterwards."""
-        remote = self.new_child()
+    def fresh_model_classes(self, number: str, n: int):
+        """The stage's model class in `n` fresh children, started together, that have seen no other question: a list
+        of (the child, a handle on the class), closed afterwards."""
+        remotes = [self.new_child() for _ in range(n)]
         try:
-            yield remote, getattr(remote.ask("import", number), get_stage(number).model)
+            yield [(remote, getattr(remote.ask("import", number), get_stage(number).model)) for remote in remotes]
         finally:
-            self.close(remote)
-
-    def train(self, number: str, train_ids: torch.Tensor, vocab_size: int) -> dict:
-        """The stage's model trained in a fresh child, which gets the training tokens and nothing else: {"state": the
-        trained weights, "steps": ...} (grading/trainer.py)."""
-        with self.fresh_model_class(number) as (remote, model_class):
-            return remote.ask("train", model_class, train_ids, vocab_size)
+            for remote in remotes:
+                self.close(remote)
 
     @contextlib.contextmanager
-    def fresh_model(self, number: str, state: dict):
-        """The stage's model in a fresh child, holding `state` (the trained weights), in eval mode."""
-        with self.fresh_model_class(number) as (_, model_class):
-            model = model_class(replace(SHARED, vocab_size=int(state["vocab_size"])))
-            model.load_state_dict(state["weights"])
-            yield model.eval()
+    def trained_models(self, number: str, train_ids: torch.Tensor, vocab_size: int):
+        """The stage's model trained by the judge with the shared budget, the student's model answering each step's
+        loss and gradients in a fresh child that gets nothing else, one step checked in secret; then two fresh
+        children holding the trained weights, in eval mode, to be scored (grading/trainer.py)."""
+        def fresh_children(n: int):
+            return self.fresh_model_classes(number, n)
+
+        secret = checking.judge_generator()
+        weights, checked = judge_trains(fresh_children, train_ids, vocab_size, secret)
+        with checked_models(fresh_children, weights, checked, vocab_size, secret) as models:
+            yield models
 
     def start_check(self, limits: tuple[float, float]) -> None:
         """A new check: its (CPU seconds, wall backstop), and torch's seed 0 where the student's code runs."""

@@ -209,15 +209,13 @@ def own_run(number: str, impl: str, token_data) -> Scored:
 
 
 def graded_run(student_child, number: str, token_data) -> Scored:
-    """Graded: the model trains in a fresh child of its own, on the training tokens alone (the child holds no other
-    text), within its CPU budget; the judge then scores the trained weights in a fresh child, from the logits
-    it returns, and checks that very answer against a second fresh child that cannot compare notes."""
-    with student_code():
-        trained = student_child.train(number, token_data.train, token_data.vocab.size)
-        state = {"weights": trained["state"], "vocab_size": token_data.vocab.size}
-        with student_child.fresh_model(number, state) as scored, student_child.fresh_model(number, state) as twin:
-            loss, leak = observed_loss(scored, twin, token_data.heldout, SHARED, token_data.vocab.size)
-    return Scored(loss, f"trained {trained['steps']} steps", leak)
+    """Graded: the judge trains the model with the shared budget, asking a fresh child of its own, which holds no
+    text, for each step's loss and gradients (grading/trainer.py), within its CPU budget; the judge then scores the
+    trained weights in a fresh child, from the logits it returns, and checks that very answer against a second
+    fresh child that cannot compare notes."""
+    with student_code(), student_child.trained_models(number, token_data.train, token_data.vocab.size) as models:
+        loss, leak = observed_loss(*models, token_data.heldout, SHARED, token_data.vocab.size)
+    return Scored(loss, f"trained {SHARED.steps} steps by the judge", leak)
 
 
 @pytest.mark.loss

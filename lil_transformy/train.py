@@ -168,15 +168,23 @@ def gpt2_init(model: torch.nn.Module) -> None:
             torch.nn.init.zeros_(module.bias)
 
 
-def parameter_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
-    """AdamW's groups: every parameter decays, or ("matrices") only those of 2 or more dimensions."""
+def parameter_groups(params, cfg: Config) -> list[dict]:
+    """AdamW's groups: every parameter decays, or ("matrices") only those of 2 or more dimensions.
+
+    params: a model, or its parameters in the order of model.parameters() (the grading judge holds only those).
+    """
+    params = list(params.parameters() if isinstance(params, torch.nn.Module) else params)
     if cfg.decay == "all":
-        return [{"params": list(model.parameters()), "weight_decay": cfg.weight_decay}]
+        return [{"params": params, "weight_decay": cfg.weight_decay}]
     if cfg.decay != "matrices":
         raise LilTransformyError(f"unknown decay {cfg.decay!r}: use 'all' or 'matrices'")
-    params = list(model.parameters())
     return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def new_optimizer(params, cfg: Config) -> torch.optim.AdamW:
+    """The shared budget's AdamW over `params` (a model, or its parameters in order)."""
+    return torch.optim.AdamW(parameter_groups(params, cfg), lr=cfg.lr, betas=(0.9, cfg.beta2))
 
 
 def new_model(model_class, cfg: Config, device: torch.device):
@@ -188,7 +196,36 @@ def new_model(model_class, cfg: Config, device: torch.device):
     elif cfg.init != "default":
         raise LilTransformyError(f"unknown init {cfg.init!r}: use 'default' or 'gpt2'")
     model.to(device)
-    return model, torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, betas=(0.9, cfg.beta2))
+    return model, new_optimizer(model, cfg)
+
+
+def training_batches(ids, cfg: Config):
+    """The cfg.steps batches of training, in order: (inputs, next tokens), (batch, context) each.
+
+    The same batches for every stage and every seed: a check trains a student's model on these batches, so the
+    seed-to-seed spread a check must allow for is that of the initial weights alone.
+    """
+    batches = torch.Generator().manual_seed(0)
+    for _ in range(cfg.steps):
+        yield random_windows(ids, cfg, batches)
+
+
+def finite_loss(loss: torch.Tensor, step: int) -> torch.Tensor:
+    if not torch.isfinite(loss):
+        raise LilTransformyError(f"the loss became {loss.item()} at step {step}: look for a division by "
+                                 f"zero, a log of 0, or a mask that hides every position")
+    return loss
+
+
+def update(optimizer, params: list, step: int, cfg: Config) -> None:
+    """The shared budget's update, once each parameter's .grad holds the batch's gradient: the step's learning
+    rate (warm-up, then cosine), the gradients clipped to a norm of cfg.grad_clip, AdamW's step. The one update:
+    train() and the grading judge (grading/trainer.py) both take it."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, cfg)
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    optimizer.step()
 
 
 def training_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, step: int, cfg: Config,
@@ -197,18 +234,11 @@ def training_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, step: int,
 
     precision: the context the forward pass runs in (the full preset's bf16 autocast on a GPU).
     """
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate(step, cfg)
     with precision or contextlib.nullcontext():
-        loss = next_token_loss(model(x), y)
-    if not torch.isfinite(loss):
-        raise LilTransformyError(f"the loss became {loss.item()} at step {step}: look for a division by "
-                                 f"zero, a log of 0, or a mask that hides every position")
+        loss = finite_loss(next_token_loss(model(x), y), step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    optimizer.step()
+    update(optimizer, list(model.parameters()), step, cfg)
     return loss
 
 
@@ -223,15 +253,11 @@ def train(model_class, data: TokenData, cfg: Config = SHARED, progress: bool | T
     cfg = replace(cfg, vocab_size=data.vocab.size)
     device = pick_device(cfg.device)
     model, optimizer = new_model(model_class, cfg, device)
-    # The same batches for every stage and every seed: a check trains a student's model on these batches, so the
-    # seed-to-seed spread a check must allow for is that of the initial weights alone.
-    batches = torch.Generator().manual_seed(0)
     history: dict[str, list[float]] = {"step": [], "train_loss": [], "probe_loss": []}
     start = time.perf_counter()
-    bar = progress_bar(range(cfg.steps), desc=label, disable=not progress, leave=False,
-                       file=None if isinstance(progress, bool) else progress)
-    for step in bar:
-        x, y = random_windows(data.train, cfg, batches)
+    bar = progress_bar(training_batches(data.train, cfg), total=cfg.steps, desc=label, disable=not progress,
+                       leave=False, file=None if isinstance(progress, bool) else progress)
+    for step, (x, y) in enumerate(bar):
         loss = training_step(model, optimizer, x.to(device), y.to(device), step, cfg)
         if score and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             history["step"].append(step + 1)

@@ -8,11 +8,14 @@ returns (grading/checking.py), trains where the student's code runs on the train
 and scores the trained weights in fresh children that prove causality on the very answer.
 """
 import csv
+import json
 
 import pytest
 
 from lil_transformy import course
+from lil_transformy.course.folder import VERDICTS
 from lil_transformy.grading.sandbox import bwrap
+from lil_transformy.grading.trainer import FORGED
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage
 
@@ -60,12 +63,59 @@ if _text is not None:
     training.random_windows = lambda ids, cfg, generator: _batches(_text, cfg, generator)
 """
 NAN = (EMBED, "        x = self.embed(idx) * float('nan')  # (batch, seq, d_model)\n")
+# Stage 05 with its attention never called: an honest mistake that loses the loss point (about 3.87, above stage 04's
+# loss). Each cheat below is that model plus a trick that, where the student's code used to train, trained it longer
+# or harder (it got the loss point): the judge trains now (grading/trainer.py), and every cheat loses it.
+NO_ATTENTION = ("        x = self.attention(x)  # (batch, seq, d_model)\n", "")
+FORWARD = "    def forward(self, idx: torch.Tensor) -> torch.Tensor:\n"
+# The library's recipe, where the module runs: three times the shared steps, and train() itself wrapped to match.
+LONGER_RECIPE = """import functools
+import lil_transformy.train as training
+
+object.__setattr__(training.SHARED, "steps", 3 * training.SHARED.steps)
+_train = training.train
+training.train = functools.wraps(_train)(lambda model_class, data, cfg=training.SHARED, **kw: _train(
+    model_class, data, training.SHARED, **kw))
+"""
+# The optimiser's class, where the module runs: every step taken three times, at twice the learning rate.
+WRAPPED_OPTIMISER = """import torch
+
+_step = torch.optim.AdamW.step
 
 
-def source(stage, old=None, new=None, before=""):
+def _harder(self, *args, **kwargs):
+    for group in self.param_groups:
+        group["lr"] *= 2
+    for _ in range(3):
+        _step(self, *args, **kwargs)
+
+
+torch.optim.AdamW.step = _harder
+"""
+# Two optimiser steps of its own inside forward, on the batch's own next tokens, whenever it is trained.
+STEPS_IN_FORWARD = (FORWARD, FORWARD + """        if self.training and torch.is_grad_enabled() and not getattr(self, "_inner", False):
+            self._inner = True
+            inner = torch.optim.SGD(self.parameters(), lr=0.5)
+            for _ in range(2):
+                logits = self(idx[:, :-1])
+                loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), idx[:, 1:].flatten())
+                inner.zero_grad()
+                loss.backward()
+                inner.step()
+            self.zero_grad(set_to_none=True)
+            self._inner = False
+""")
+# An honest reparametrisation: the embedding scaled by 3 (it must keep every point).
+SCALED_EMBEDDING = (EMBED, "        x = 3.0 * self.embed(idx)  # (batch, seq, d_model): scaled, honestly\n")
+
+
+def source(stage, *replacements: str, before: str = "") -> str:
+    """The reference module of `stage`, with (old, new) text replaced, pair by pair, and `before` put in front."""
     text = (REPO_ROOT / "solutions" / f"{stage.module}.py").read_text()
-    assert old is None or old in text
-    return before + (text if old is None else text.replace(old, new))
+    for old, new in zip(replacements[::2], replacements[1::2]):
+        assert old in text, old
+        text = text.replace(old, new)
+    return before + text
 
 
 def hand_in(root, student, stage, module_text):
@@ -81,15 +131,19 @@ def graded(tmp_path_factory):
         ("honest", STAGE_04): source(STAGE_04),
         ("ignores_w_v", STAGE_04): source(STAGE_04, *IGNORES_W_V),
         ("ignores_w_v_patches_the_library", STAGE_04): source(STAGE_04, *IGNORES_W_V, before=PATCHES_THE_LIBRARY),
-        ("honest", STAGE_05): source(STAGE_05),
+        ("honest", STAGE_05): source(STAGE_05, *SCALED_EMBEDDING),
         ("always_peeks", STAGE_05): source(STAGE_05, EMBED, PEEKS),
         ("peeks_when_judged", STAGE_05): source(STAGE_05, EMBED, PEEKS_WHEN_JUDGED),
-        ("trains_on_held_out", STAGE_05): source(STAGE_05, before=TRAINS_ON_HELD_OUT),
         ("nan_logits", STAGE_05): source(STAGE_05, *NAN),
+        ("no_attention", STAGE_05): source(STAGE_05, *NO_ATTENTION),
+        ("trains_on_held_out", STAGE_05): source(STAGE_05, *NO_ATTENTION, before=TRAINS_ON_HELD_OUT),
+        ("longer_recipe", STAGE_05): source(STAGE_05, *NO_ATTENTION, before=LONGER_RECIPE),
+        ("wrapped_optimiser", STAGE_05): source(STAGE_05, *NO_ATTENTION, before=WRAPPED_OPTIMISER),
+        ("steps_in_forward", STAGE_05): source(STAGE_05, *NO_ATTENTION, *STEPS_IN_FORWARD),
     }
     for (student, stage), text in students.items():
         hand_in(root, student, stage, text)
-    scores, _ = course.grade_class(root, [STAGE_04, STAGE_05])
+    scores, _ = course.grade_class(root, [STAGE_04, STAGE_05], jobs=2)
     with open(root / "grades.csv", newline="") as f:
         review = {(row["student_id"], row["assignment"]): row["review"] for row in csv.DictReader(f)}
     return root, {key: score for key, (score, _) in scores.items()}, review
@@ -98,8 +152,11 @@ def graded(tmp_path_factory):
 @pytest.mark.parametrize("forgery, twin", [
     ("ignores_w_v_patches_the_library", "ignores_w_v"),
     ("peeks_when_judged", "always_peeks"),
-    ("trains_on_held_out", "honest"),
     ("nan_logits", "always_peeks"),
+    ("trains_on_held_out", "no_attention"),
+    ("longer_recipe", "no_attention"),
+    ("wrapped_optimiser", "no_attention"),
+    ("steps_in_forward", "no_attention"),
 ])
 def test_no_forgery_scores_more_than_its_honest_twin(graded, forgery, twin):
     _, scores, _ = graded
@@ -113,6 +170,23 @@ def test_honest_students_keep_full_marks_and_the_cheats_lose_what_they_forged(gr
     assert scores["always_peeks", "stage_05"] == scores["peeks_when_judged", "stage_05"] == 3  # no causality, no loss
     assert scores["nan_logits", "stage_05"] == 0  # NaN fails every group it reaches
     assert scores["ignores_w_v_patches_the_library", "stage_04"] < 6
+    # an honest mistake, and the cheats that trained it longer or harder where the student's code used to train it
+    losses_the_point = ["no_attention", "trains_on_held_out", "longer_recipe", "wrapped_optimiser", "steps_in_forward"]
+    assert all(loss_check(root, student) != "passed" for student in losses_the_point), \
+        {student: loss_check(root, student) for student in losses_the_point}
+
+
+def test_the_judge_names_gradients_that_are_not_the_models_own(graded):
+    root, _, _ = graded
+    assert FORGED in loss_check(root, "steps_in_forward")
+    assert FORGED not in loss_check(root, "no_attention") and FORGED not in loss_check(root, "longer_recipe")
+
+
+def loss_check(root, student: str) -> str:
+    """Stage 05's loss check in the student's verdict: "passed", or its message."""
+    outcomes = json.loads((root / VERDICTS / "stage_05" / f"{student}.json").read_text())["outcomes"]
+    [message] = [message for name, message in outcomes["loss"] if name.startswith("test_loss_on_the_ladder")]
+    return message or "passed"
 
 
 def test_what_no_lesson_needs_is_flagged_for_review_and_honest_work_is_not(graded):

@@ -9,8 +9,8 @@ reads with ``torch.load(weights_only=True)``, which builds data and never runs c
 the student's module does (patching torch or pytest, printing, exiting) reaches the judge: it
 can change only its own outputs, which the checks then compare here.
 
-The one library routine the child runs for the judge is the training (`trainer.py`), whose result,
-the weights, is judged in other children.
+The library routines the child runs for the judge answer the judge-driven training's questions
+(`trainer.py`: a batch's loss and gradients, the logits at the judge's weights), which the judge checks.
 """
 import io
 import os
@@ -239,10 +239,10 @@ def answer(request: tuple, objects: dict, folder: str):
         return None
     if verb == "import":
         return load_stage_module(rest[0], folder)
-    if verb == "train":  # the one library routine the child runs for the judge: its result is judged elsewhere
-        from lil_transformy.grading.trainer import train_on
+    if verb == "trainer":  # the judge trains: the child answers its questions (trainer.py), which it checks
+        from lil_transformy.grading.trainer import ANSWERS
 
-        return train_on(*from_request(rest, objects))
+        return ANSWERS[rest[0]](folder, *from_request(rest[1:], objects))
     target = objects[rest[0]]
     if verb == "getattr":
         return getattr(target, rest[1])

@@ -1,0 +1,108 @@
+"""The judge trains (grading/trainer.py): its training is train()'s, and a student's module cannot train longer,
+harder or differently.
+
+The first test drives a short training of each kind of stage through the judge, the student's model in a child
+process, and compares the weights with train()'s on the same batches. The rest grade forgeries as `course grade`
+grades them (tests/test_forgeries.py holds them with the other forgeries, graded in one class).
+"""
+import contextlib
+import shutil
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lil_transformy.course import stage_modules
+from lil_transformy.errors import LilTransformyError
+from lil_transformy.grading import sandbox
+from lil_transformy.grading.remote import Remote
+from lil_transformy.grading.trainer import FORGED, checked_models, judge_trains
+from lil_transformy.paths import REPO_ROOT
+from lil_transformy.stages import get_stage, load_stage_module
+from lil_transformy.train import SHARED, train
+
+SHORT = replace(SHARED, steps=30)
+
+
+def children_for(number: str, folder, tmp_path):
+    """fresh_children(n) for judge_trains: the stage's model class in n child processes (no sandbox)."""
+    @contextlib.contextmanager
+    def fresh_children(n: int):
+        remotes = []
+        for _ in range(n):
+            scratch = tmp_path / f"child{len(list(tmp_path.glob('child*')))}"
+            shutil.copytree(folder, scratch)
+            remotes.append(Remote(sandbox.plain_child(scratch, torch.get_num_threads()), str(tmp_path / "log")))
+        try:
+            yield [(r, getattr(r.ask("import", number), get_stage(number).model)) for r in remotes]
+        finally:
+            for r in remotes:
+                r.close()
+    return fresh_children
+
+
+def stage_folder(number: str, tmp_path, module_text: str | None = None):
+    folder = tmp_path / "submission"
+    folder.mkdir()
+    for module in stage_modules(get_stage(number)):
+        shutil.copy(REPO_ROOT / "solutions" / module, folder)
+    if module_text is not None:
+        (folder / f"{get_stage(number).module}.py").write_text(module_text)
+    return folder
+
+
+@pytest.mark.parametrize("number", ["01", "05", "09"])
+def test_the_judge_trains_exactly_as_train_does(number, token_data, tmp_path):
+    folder = stage_folder(number, tmp_path)
+    weights, checked = judge_trains(children_for(number, folder, tmp_path), token_data.train, token_data.vocab.size,
+                                    torch.Generator().manual_seed(0), SHORT)
+    model_class = getattr(load_stage_module(number, "solutions"), get_stage(number).model)
+    own = train(model_class, token_data, SHORT, progress=False, score=False).model.state_dict()
+    judged = weights.state()
+    assert judged.keys() == own.keys()
+    for key, value in own.items():
+        assert torch.equal(judged[key], value), f"{key} differs after {SHORT.steps} steps"
+    assert 0 <= checked.step < SHORT.steps
+
+
+def trained_and_checked(folder, token_data, tmp_path, seed: int = 0) -> None:
+    """Stage 05 from `folder` trained by the judge (SHORT) and its secret step checked."""
+    fresh_children = children_for("05", folder, tmp_path)
+    secret = torch.Generator().manual_seed(seed)
+    weights, checked = judge_trains(fresh_children, token_data.train, token_data.vocab.size, secret, SHORT)
+    with checked_models(fresh_children, weights, checked, token_data.vocab.size, secret):
+        pass
+
+
+KEEPS_STATE = """        if self.training and torch.is_grad_enabled():
+            for p in self.parameters():
+                if p.requires_grad and not hasattr(p, "_kept"):
+                    p._kept = torch.zeros_like(p)
+
+                    def _momentum(grad, p=p):
+                        p._kept = grad + 0.9 * p._kept
+                        return p._kept.clone()
+
+                    p.register_hook(_momentum)
+"""
+STRAIGHT_THROUGH = """        logits = self.unembed(x)  # (batch, seq, vocab)
+        return logits + (logits - logits.detach())  # the value is honest; the gradient twice the true one
+"""
+
+
+@pytest.mark.parametrize("cheat, found_by", [("keeps_state", "a fresh process"), ("straight_through", "along a direction")])
+def test_gradients_that_are_not_the_forwards_own_are_named(cheat, found_by, token_data, tmp_path):
+    text = (REPO_ROOT / "solutions" / "stage_05_attention_positions.py").read_text()
+    forward = "    def forward(self, idx: torch.Tensor) -> torch.Tensor:\n"
+    unembed = "        return self.unembed(x)  # (batch, seq, vocab)\n"
+    assert forward in text and unembed in text
+    text = text.replace(forward, forward + KEEPS_STATE) if cheat == "keeps_state" else text.replace(
+        unembed, STRAIGHT_THROUGH)
+    folder = stage_folder("05", tmp_path, text)
+    with pytest.raises(LilTransformyError, match=FORGED) as forged:
+        trained_and_checked(folder, token_data, tmp_path, seed=1)  # seed 1 checks a step after the first
+    assert found_by in str(forged.value)
+
+
+def test_an_honest_model_passes_the_check(token_data, tmp_path):
+    trained_and_checked(stage_folder("05", tmp_path), token_data, tmp_path)
