@@ -183,8 +183,9 @@ def parameter_groups(params, cfg: Config) -> list[dict]:
 
 
 def new_optimizer(params, cfg: Config) -> torch.optim.AdamW:
-    """The shared budget's AdamW over `params` (a model, or its parameters in order)."""
-    return torch.optim.AdamW(parameter_groups(params, cfg), lr=cfg.lr, betas=(0.9, cfg.beta2))
+    """The shared budget's AdamW over `params` (a model, or its parameters in order). foreach: every parameter in
+    one call per operation, as on a GPU: on the CPU, the very same numbers (bit for bit) with less Python per step."""
+    return torch.optim.AdamW(parameter_groups(params, cfg), lr=cfg.lr, betas=(0.9, cfg.beta2), foreach=True)
 
 
 def new_model(model_class, cfg: Config, device: torch.device):
@@ -224,7 +225,7 @@ def update(optimizer, params: list, step: int, cfg: Config) -> None:
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, cfg)
     if cfg.grad_clip:
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
     optimizer.step()
 
 
