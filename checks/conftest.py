@@ -8,6 +8,7 @@ With ``--isolate process|sandbox`` (how grading runs) the student's module is ne
 checks judge only the data that comes back.
 """
 import contextlib
+import functools
 import json
 import shutil
 from dataclasses import replace
@@ -26,7 +27,7 @@ from lil_transformy.grading.limits import (
     training_cpu_seconds,
 )
 from lil_transformy.grading.remote import Remote, StudentCodeError
-from lil_transformy.grading.trainer import checked_models, judge_trains
+from lil_transformy.grading.trainer import judge_trains
 from lil_transformy.ladder import reference_report
 from lil_transformy.paths import CHECKS, EVOLUTION_REPORT, REFERENCE_COMMAND
 from lil_transformy.runner import NOT_YOUR_CODE, run_pytest
@@ -120,28 +121,28 @@ class StudentChild:
         return remote
 
     @contextlib.contextmanager
-    def fresh_model_classes(self, number: str, n: int):
-        """The stage's model class in `n` fresh children, started together, that have seen no other question: a list
-        of (the child, a handle on the class), closed afterwards."""
+    def fresh_children(self, number: str, n: int):
+        """`n` fresh children, started together, closed afterwards: for each, a function giving (the child, a handle
+        on the stage's model class there), which imports the student's module only when called (until then the
+        child loads torch while the judge does other things) and starts the child's budget afresh."""
         remotes = [self.new_child() for _ in range(n)]
         try:
-            yield [(remote, getattr(remote.ask("import", number), get_stage(number).model)) for remote in remotes]
+            yield [functools.partial(self.model_class, remote, number) for remote in remotes]
         finally:
             for remote in remotes:
                 self.close(remote)
+
+    def model_class(self, remote: Remote, number: str) -> tuple:
+        remote.start_check(*self.limits)
+        return remote, getattr(remote.ask("import", number), get_stage(number).model)
 
     @contextlib.contextmanager
     def trained_models(self, number: str, train_ids: torch.Tensor, vocab_size: int):
         """The stage's model trained by the judge with the shared budget, the student's model answering each step's
         loss and gradients in a fresh child that gets nothing else, one step checked in secret; then two fresh
         children holding the trained weights, in eval mode, to be scored (grading/trainer.py)."""
-        def fresh_children(n: int):
-            return self.fresh_model_classes(number, n)
-
-        secret = checking.judge_generator()
-        weights, checked = judge_trains(fresh_children, train_ids, vocab_size, secret)
-        with checked_models(fresh_children, weights, checked, vocab_size, secret) as models:
-            yield models
+        with self.fresh_children(number, 4) as children:
+            yield judge_trains(children, train_ids, vocab_size, checking.judge_generator())
 
     def start_check(self, limits: tuple[float, float]) -> None:
         """A new check: its (CPU seconds, wall backstop), and torch's seed 0 where the student's code runs."""

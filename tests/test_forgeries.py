@@ -165,8 +165,8 @@ def test_no_forgery_scores_more_than_its_honest_twin(graded, forgery, twin):
 
 
 def test_honest_students_keep_full_marks_and_the_cheats_lose_what_they_forged(graded):
-    _, scores, _ = graded
-    assert scores["honest", "stage_04"] == 6 and scores["honest", "stage_05"] == 6
+    root, scores, _ = graded
+    assert scores["honest", "stage_04"] == 6 and scores["honest", "stage_05"] == 6  # stage 05's scales its embedding
     assert scores["always_peeks", "stage_05"] == scores["peeks_when_judged", "stage_05"] == 3  # no causality, no loss
     assert scores["nan_logits", "stage_05"] == 0  # NaN fails every group it reaches
     assert scores["ignores_w_v_patches_the_library", "stage_04"] < 6

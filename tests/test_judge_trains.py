@@ -16,7 +16,7 @@ from lil_transformy.course import stage_modules
 from lil_transformy.errors import LilTransformyError
 from lil_transformy.grading import sandbox
 from lil_transformy.grading.remote import Remote
-from lil_transformy.grading.trainer import FORGED, checked_models, judge_trains
+from lil_transformy.grading.trainer import FORGED, judge_trains
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage, load_stage_module
 from lil_transformy.train import SHARED, train
@@ -24,21 +24,19 @@ from lil_transformy.train import SHARED, train
 SHORT = replace(SHARED, steps=30)
 
 
-def children_for(number: str, folder, tmp_path):
-    """fresh_children(n) for judge_trains: the stage's model class in n child processes (no sandbox)."""
-    @contextlib.contextmanager
-    def fresh_children(n: int):
-        remotes = []
-        for _ in range(n):
-            scratch = tmp_path / f"child{len(list(tmp_path.glob('child*')))}"
-            shutil.copytree(folder, scratch)
-            remotes.append(Remote(sandbox.plain_child(scratch, torch.get_num_threads()), str(tmp_path / "log")))
-        try:
-            yield [(r, getattr(r.ask("import", number), get_stage(number).model)) for r in remotes]
-        finally:
-            for r in remotes:
-                r.close()
-    return fresh_children
+@contextlib.contextmanager
+def children(number: str, folder, tmp_path):
+    """judge_trains' four children: the stage's model class in child processes (no sandbox), started together."""
+    remotes = []
+    for i in range(4):
+        scratch = tmp_path / f"child{i}"
+        shutil.copytree(folder, scratch)
+        remotes.append(Remote(sandbox.plain_child(scratch, torch.get_num_threads()), str(tmp_path / "log")))
+    try:
+        yield [lambda r=r: (r, getattr(r.ask("import", number), get_stage(number).model)) for r in remotes]
+    finally:
+        for r in remotes:
+            r.close()
 
 
 def stage_folder(number: str, tmp_path, module_text: str | None = None):
@@ -53,25 +51,21 @@ def stage_folder(number: str, tmp_path, module_text: str | None = None):
 
 @pytest.mark.parametrize("number", ["01", "05", "09"])
 def test_the_judge_trains_exactly_as_train_does(number, token_data, tmp_path):
-    folder = stage_folder(number, tmp_path)
-    weights, checked = judge_trains(children_for(number, folder, tmp_path), token_data.train, token_data.vocab.size,
-                                    torch.Generator().manual_seed(0), SHORT)
     model_class = getattr(load_stage_module(number, "solutions"), get_stage(number).model)
     own = train(model_class, token_data, SHORT, progress=False, score=False).model.state_dict()
-    judged = weights.state()
-    assert judged.keys() == own.keys()
-    for key, value in own.items():
-        assert torch.equal(judged[key], value), f"{key} differs after {SHORT.steps} steps"
-    assert 0 <= checked.step < SHORT.steps
+    with children(number, stage_folder(number, tmp_path), tmp_path) as started:
+        models = judge_trains(started, token_data.train, token_data.vocab.size, torch.Generator().manual_seed(0), SHORT)
+        for model in models:  # both scorers hold what train() would have trained
+            judged = model.state_dict()
+            assert judged.keys() == own.keys()
+            for key, value in own.items():
+                assert torch.equal(judged[key], value), f"{key} differs after {SHORT.steps} steps"
 
 
 def trained_and_checked(folder, token_data, tmp_path, seed: int = 0) -> None:
-    """Stage 05 from `folder` trained by the judge (SHORT) and its secret step checked."""
-    fresh_children = children_for("05", folder, tmp_path)
-    secret = torch.Generator().manual_seed(seed)
-    weights, checked = judge_trains(fresh_children, token_data.train, token_data.vocab.size, secret, SHORT)
-    with checked_models(fresh_children, weights, checked, token_data.vocab.size, secret):
-        pass
+    """Stage 05 from `folder` trained by the judge (SHORT), its secret step checked."""
+    with children("05", folder, tmp_path) as started:
+        judge_trains(started, token_data.train, token_data.vocab.size, torch.Generator().manual_seed(seed), SHORT)
 
 
 KEEPS_STATE = """        if self.training and torch.is_grad_enabled():

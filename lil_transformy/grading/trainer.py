@@ -13,14 +13,14 @@ child, which has seen no other question, must give the same loss and gradients (
 and the judge's own cross-entropy of the logits two more fresh children return for the weights moved by +-EPSILON
 along a direction mixing the reported gradient and a random one must change as the gradient says (a gradient that
 is not that of the model's own forward, on that batch, at those weights, shows). A mismatch fails the loss check.
-Those two children then hold the trained weights for scoring: the check costs one child more than scoring alone.
+Those two children then hold the trained weights for scoring: the check costs one child more than scoring alone, and
+the four children start together, loading torch while the training runs.
 """
 import os
 import stat
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import Callable
 
 import torch
 
@@ -181,7 +181,7 @@ class Weights:
 
 @dataclass
 class Checked:
-    """What the judge keeps of a step it checks once training is over."""
+    """What the judge keeps of the step it checks once training is over."""
     step: int
     params: list[torch.Tensor]
     x: torch.Tensor
@@ -195,42 +195,35 @@ def flat(grads: dict, weights: Weights) -> torch.Tensor:
                       for name, p in zip(weights.names, weights.params)])
 
 
-def judge_trains(fresh_children: Callable[[int], ContextManager], train_ids: torch.Tensor, vocab_size: int,
-                 secret: torch.Generator, cfg: Config = SHARED) -> tuple[Weights, Checked]:
-    """The student's model trained with the shared budget by the judge: its weights, and what it kept of the step
-    it checks (`checked_models`).
+def judge_trains(children: list[Callable[[], tuple]], train_ids: torch.Tensor, vocab_size: int,
+                 secret: torch.Generator, cfg: Config = SHARED) -> tuple:
+    """The student's model trained with the shared budget by the judge, one step of it checked in secret: two models,
+    in fresh children, holding the trained weights in eval mode, to be scored.
 
-    fresh_children(n): a context manager giving n (a remote, a handle on the model class), each in a fresh child,
-    started together. secret: the judge's random choices (checking.judge_generator): the step it checks, and how.
+    children: four functions, each giving (a child that has seen no other question, a handle on the model class
+    there). The first answers the training's questions; the other three check a step (`check_gradients`), and two of
+    them then hold the trained weights. Started together with the training, they load torch while it runs.
+    secret: the judge's random choices (checking.judge_generator): the step it checks, and how.
     """
     cfg = replace(cfg, vocab_size=vocab_size)
     chosen = int(torch.randint(cfg.steps, (1,), generator=secret))
-    with fresh_children(1) as [(remote, model_class)]:
-        child = RemoteModel(remote, model_class, vocab_size)
-        weights = Weights(child.start)
-        optimizer = new_optimizer(weights.params, cfg)
-        for step, (x, y) in enumerate(training_batches(train_ids, cfg)):
-            loss, grads = child.gradients(weights, weights.params, step, x, y)
-            finite_loss(torch.tensor(loss), step)
-            if step == chosen:
-                checked = Checked(step, [p.detach().clone() for p in weights.params], x, y, loss, flat(grads, weights))
-            for p, name in zip(weights.params, weights.names):
-                p.grad = grads[name]  # None: AdamW leaves it as train() does
-            update(optimizer, weights.params, step, cfg)
-    return weights, checked
-
-
-@contextmanager
-def checked_models(fresh_children: Callable[[int], ContextManager], weights: Weights, checked: Checked,
-                   vocab_size: int, secret: torch.Generator):
-    """Check the step the judge kept, in three fresh children (`check_gradients`), then yield two of them holding the
-    trained weights, in eval mode, to be scored: each has answered one question of the check, at other weights."""
-    with fresh_children(3) as children:
-        again, plus, minus = (RemoteModel(remote, model_class, vocab_size) for remote, model_class in children)
-        check_gradients(weights, checked, again, plus, minus, secret)
-        for child in (plus, minus):
-            child.model.load_state_dict(weights.state())
-        yield plus.model.eval(), minus.model.eval()
+    child = RemoteModel(*children[0](), vocab_size)
+    weights = Weights(child.start)
+    optimizer = new_optimizer(weights.params, cfg)
+    for step, (x, y) in enumerate(training_batches(train_ids, cfg)):
+        loss, grads = child.gradients(weights, weights.params, step, x, y)
+        finite_loss(torch.tensor(loss), step)
+        if step == chosen:
+            checked = Checked(step, [p.detach().clone() for p in weights.params], x, y, loss, flat(grads, weights))
+        for p, name in zip(weights.params, weights.names):
+            p.grad = grads[name]  # None: AdamW leaves it as train() does
+        update(optimizer, weights.params, step, cfg)
+    again, plus, minus = (RemoteModel(*started(), vocab_size) for started in children[1:])
+    check_gradients(weights, checked, again, plus, minus, secret)
+    trained = weights.state()
+    for scorer in (plus, minus):  # each has answered one question of the check, at other weights
+        scorer.model.load_state_dict(trained)
+    return plus.model.eval(), minus.model.eval()
 
 
 def check_gradients(weights: Weights, checked: Checked, again: RemoteModel, plus: RemoteModel, minus: RemoteModel,
