@@ -8,7 +8,6 @@ With ``--isolate process|sandbox`` (how grading runs) the student's module is ne
 checks judge only the data that comes back.
 """
 import contextlib
-import functools
 import json
 import shutil
 from dataclasses import replace
@@ -121,28 +120,22 @@ class StudentChild:
         return remote
 
     @contextlib.contextmanager
-    def fresh_children(self, number: str, n: int):
-        """`n` fresh children, started together, closed afterwards: for each, a function giving (the child, a handle
-        on the stage's model class there), which imports the student's module only when called (until then the
-        child loads torch while the judge does other things) and starts the child's budget afresh."""
+    def fresh_children(self, n: int):
+        """`n` fresh children, started together, that have seen no question: closed afterwards."""
         remotes = [self.new_child() for _ in range(n)]
         try:
-            yield [functools.partial(self.model_class, remote, number) for remote in remotes]
+            yield remotes
         finally:
             for remote in remotes:
                 self.close(remote)
-
-    def model_class(self, remote: Remote, number: str) -> tuple:
-        remote.start_check(*self.limits)
-        return remote, getattr(remote.ask("import", number), get_stage(number).model)
 
     @contextlib.contextmanager
     def trained_models(self, number: str, train_ids: torch.Tensor, vocab_size: int):
         """The stage's model trained by the judge with the shared budget, the student's model answering each step's
         loss and gradients in a fresh child that gets nothing else, one step checked in secret; then two fresh
         children holding the trained weights, in eval mode, to be scored (grading/trainer.py)."""
-        with self.fresh_children(number, 4) as children:
-            yield judge_trains(children, train_ids, vocab_size, checking.judge_generator())
+        with self.fresh_children(4) as children:
+            yield judge_trains(children, number, train_ids, vocab_size, checking.judge_generator())
 
     def start_check(self, limits: tuple[float, float]) -> None:
         """A new check: its (CPU seconds, wall backstop), and torch's seed 0 where the student's code runs."""

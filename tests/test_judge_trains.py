@@ -25,18 +25,18 @@ SHORT = replace(SHARED, steps=30)
 
 
 @contextlib.contextmanager
-def children(number: str, folder, tmp_path):
-    """judge_trains' four children: the stage's model class in child processes (no sandbox), started together."""
+def children(folder, tmp_path):
+    """judge_trains' four children: child processes (no sandbox) holding the modules of `folder`, started together."""
     remotes = []
     for i in range(4):
         scratch = tmp_path / f"child{i}"
         shutil.copytree(folder, scratch)
         remotes.append(Remote(sandbox.plain_child(scratch, torch.get_num_threads()), str(tmp_path / "log")))
     try:
-        yield [lambda r=r: (r, getattr(r.ask("import", number), get_stage(number).model)) for r in remotes]
+        yield remotes
     finally:
-        for r in remotes:
-            r.close()
+        for remote in remotes:
+            remote.close()
 
 
 def stage_folder(number: str, tmp_path, module_text: str | None = None):
@@ -53,8 +53,9 @@ def stage_folder(number: str, tmp_path, module_text: str | None = None):
 def test_the_judge_trains_exactly_as_train_does(number, token_data, tmp_path):
     model_class = getattr(load_stage_module(number, "solutions"), get_stage(number).model)
     own = train(model_class, token_data, SHORT, progress=False, score=False).model.state_dict()
-    with children(number, stage_folder(number, tmp_path), tmp_path) as started:
-        models = judge_trains(started, token_data.train, token_data.vocab.size, torch.Generator().manual_seed(0), SHORT)
+    with children(stage_folder(number, tmp_path), tmp_path) as started:
+        models = judge_trains(started, number, token_data.train, token_data.vocab.size, torch.Generator().manual_seed(0),
+                              SHORT)
         for model in models:  # both scorers hold what train() would have trained
             judged = model.state_dict()
             assert judged.keys() == own.keys()
@@ -64,8 +65,8 @@ def test_the_judge_trains_exactly_as_train_does(number, token_data, tmp_path):
 
 def trained_and_checked(folder, token_data, tmp_path, seed: int = 0) -> None:
     """Stage 05 from `folder` trained by the judge (SHORT), its secret step checked."""
-    with children("05", folder, tmp_path) as started:
-        judge_trains(started, token_data.train, token_data.vocab.size, torch.Generator().manual_seed(seed), SHORT)
+    with children(folder, tmp_path) as started:
+        judge_trains(started, "05", token_data.train, token_data.vocab.size, torch.Generator().manual_seed(seed), SHORT)
 
 
 KEEPS_STATE = """        if self.training and torch.is_grad_enabled():

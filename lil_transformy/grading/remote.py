@@ -85,6 +85,11 @@ class Remote:
                 raise
 
     def ask(self, *request):
+        self.send(*request)
+        return self.reply()
+
+    def send(self, *request) -> None:
+        """Ask without waiting: `reply()` reads the answer (meanwhile the child works, and the judge too)."""
         if not self.alive:
             raise ChildGone("your code's process was stopped earlier in this run (it took too long or crashed)")
         self.alive = False  # until the reply is read: an interrupted exchange leaves the pipe in an unknown state
@@ -92,6 +97,14 @@ class Remote:
             send(self.requests, pickle.dumps(tuple(as_request(x) for x in request)))
         except BrokenPipeError:
             raise ChildGone(f"your code's process ended ({self.exit_reason()})") from None
+
+    def restart_budget(self) -> None:
+        """The current check's limits, counted again from now (for a child that waited while another worked)."""
+        if self.budget is not None:
+            self.start_check(self.budget.cpu_seconds, self.budget.wall_seconds)
+
+    def reply(self):
+        """The answer to the request sent last."""
         self.wait_for_reply()
         try:
             payload = receive(self.replies)

@@ -14,7 +14,7 @@ and the judge's own cross-entropy of the logits two more fresh children return f
 along a direction mixing the reported gradient and a random one must change as the gradient says (a gradient that
 is not that of the model's own forward, on that batch, at those weights, shows). A mismatch fails the loss check.
 Those two children then hold the trained weights for scoring: the check costs one child more than scoring alone, and
-the four children start together, loading torch while the training runs.
+the four children start together, loading torch and building the model while the training runs.
 """
 import os
 import stat
@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 
 from lil_transformy.errors import LilTransformyError
+from lil_transformy.stages import get_stage, load_stage_module
 from lil_transformy.train import (
     SHARED,
     Config,
@@ -45,10 +46,11 @@ FORGED = "the gradients your model reported during training are not those of its
 
 
 # ------------------------------------------------------------------------------------------------- child side
-def initial(_folder: str, model_class, vocab_size: int) -> dict:
-    """The model, with its initial weights as train() makes them (seed cfg.seed): {"model": it (a handle for the
-    judge), "state": its state dict, "parameters": the names of model.parameters() in order, "aliases": {a state
-    key: the parameter it is (tied weights)}}. (Every answer gets the child's folder; this one needs none.)"""
+def initial(folder: str, number: str, vocab_size: int) -> dict:
+    """Stage `number`'s model from the student's modules in `folder`, with its initial weights as train() makes them
+    (seed cfg.seed): {"model": it (a handle for the judge), "state": its state dict, "parameters": the names of
+    model.parameters() in order, "aliases": {a state key: the parameter it is (tied weights)}}."""
+    model_class = getattr(load_stage_module(number, folder), get_stage(number).model)
     model, _ = new_model(model_class, replace(SHARED, vocab_size=vocab_size), torch.device("cpu"))
     names = {id(p): name for name, p in model.named_parameters()}
     return {"model": model, "state": model.state_dict(), "parameters": list(names.values()),
@@ -130,9 +132,11 @@ ANSWERS: dict[str, Callable[..., object]] = {"initial": initial, "gradients": gr
 class RemoteModel:
     """A child holding the student's model, with the weights the judge gives it (its folder's WEIGHTS)."""
 
-    def __init__(self, remote, model_class, vocab_size: int):
+    def __init__(self, remote):
+        """`remote` was asked for its `initial` model when it started (judge_trains): here the answer is read."""
         self.remote, self.folder = remote, Path(remote.child.cwd)
-        self.start = remote.ask("trainer", "initial", model_class, vocab_size)
+        remote.restart_budget()  # its own check starts now
+        self.start = remote.reply()
         self.model = self.start["model"]
 
     def gradients(self, weights: "Weights", params: list[torch.Tensor], step: int, x, y) -> tuple[float, dict]:
@@ -195,19 +199,21 @@ def flat(grads: dict, weights: Weights) -> torch.Tensor:
                       for name, p in zip(weights.names, weights.params)])
 
 
-def judge_trains(children: list[Callable[[], tuple]], train_ids: torch.Tensor, vocab_size: int,
-                 secret: torch.Generator, cfg: Config = SHARED) -> tuple:
-    """The student's model trained with the shared budget by the judge, one step of it checked in secret: two models,
-    in fresh children, holding the trained weights in eval mode, to be scored.
+def judge_trains(children: list, number: str, train_ids: torch.Tensor, vocab_size: int, secret: torch.Generator,
+                 cfg: Config = SHARED) -> tuple:
+    """Stage `number`'s model trained with the shared budget by the judge, one step of it checked in secret: two
+    models, in fresh children, holding the trained weights in eval mode, to be scored.
 
-    children: four functions, each giving (a child that has seen no other question, a handle on the model class
-    there). The first answers the training's questions; the other three check a step (`check_gradients`), and two of
-    them then hold the trained weights. Started together with the training, they load torch while it runs.
-    secret: the judge's random choices (checking.judge_generator): the step it checks, and how.
+    children: four fresh children (remote.Remote) that have seen no question, started together. The first answers
+    the training's questions; the other three build the model at once, then check a step (`check_gradients`), and
+    two of them then hold the trained weights. secret: the judge's random choices (checking.judge_generator): the
+    step it checks, and how.
     """
     cfg = replace(cfg, vocab_size=vocab_size)
     chosen = int(torch.randint(cfg.steps, (1,), generator=secret))
-    child = RemoteModel(*children[0](), vocab_size)
+    for remote in children:  # all four build the model at once; three then wait for the check, ready
+        remote.send("trainer", "initial", number, vocab_size)
+    child = RemoteModel(children[0])
     weights = Weights(child.start)
     optimizer = new_optimizer(weights.params, cfg)
     for step, (x, y) in enumerate(training_batches(train_ids, cfg)):
@@ -218,7 +224,7 @@ def judge_trains(children: list[Callable[[], tuple]], train_ids: torch.Tensor, v
         for p, name in zip(weights.params, weights.names):
             p.grad = grads[name]  # None: AdamW leaves it as train() does
         update(optimizer, weights.params, step, cfg)
-    again, plus, minus = (RemoteModel(*started(), vocab_size) for started in children[1:])
+    again, plus, minus = (RemoteModel(remote) for remote in children[1:])
     check_gradients(weights, checked, again, plus, minus, secret)
     trained = weights.state()
     for scorer in (plus, minus):  # each has answered one question of the check, at other weights
