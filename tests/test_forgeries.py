@@ -105,6 +105,18 @@ STEPS_IN_FORWARD = (FORWARD, FORWARD + """        if self.training and torch.is_
             self.zero_grad(set_to_none=True)
             self._inner = False
 """)
+# State kept between calls: every gradient gets 0.9 of the one before added (momentum the budget does not have).
+KEEPS_STATE = (FORWARD, FORWARD + """        if self.training and torch.is_grad_enabled():
+            for p in self.parameters():
+                if p.requires_grad and not hasattr(p, "_kept"):
+                    p._kept = torch.zeros_like(p)
+
+                    def _momentum(grad, p=p):
+                        p._kept = grad + 0.9 * p._kept
+                        return p._kept.clone()
+
+                    p.register_hook(_momentum)
+""")
 # An honest reparametrisation: the embedding scaled by 3 (it must keep every point).
 SCALED_EMBEDDING = (EMBED, "        x = 3.0 * self.embed(idx)  # (batch, seq, d_model): scaled, honestly\n")
 
@@ -140,6 +152,7 @@ def graded(tmp_path_factory):
         ("longer_recipe", STAGE_05): source(STAGE_05, *NO_ATTENTION, before=LONGER_RECIPE),
         ("wrapped_optimiser", STAGE_05): source(STAGE_05, *NO_ATTENTION, before=WRAPPED_OPTIMISER),
         ("steps_in_forward", STAGE_05): source(STAGE_05, *NO_ATTENTION, *STEPS_IN_FORWARD),
+        ("keeps_state", STAGE_05): source(STAGE_05, *NO_ATTENTION, *KEEPS_STATE),
     }
     for (student, stage), text in students.items():
         hand_in(root, student, stage, text)
@@ -157,6 +170,7 @@ def graded(tmp_path_factory):
     ("longer_recipe", "no_attention"),
     ("wrapped_optimiser", "no_attention"),
     ("steps_in_forward", "no_attention"),
+    ("keeps_state", "no_attention"),
 ])
 def test_no_forgery_scores_more_than_its_honest_twin(graded, forgery, twin):
     _, scores, _ = graded
@@ -171,15 +185,17 @@ def test_honest_students_keep_full_marks_and_the_cheats_lose_what_they_forged(gr
     assert scores["nan_logits", "stage_05"] == 0  # NaN fails every group it reaches
     assert scores["ignores_w_v_patches_the_library", "stage_04"] < 6
     # an honest mistake, and the cheats that trained it longer or harder where the student's code used to train it
-    losses_the_point = ["no_attention", "trains_on_held_out", "longer_recipe", "wrapped_optimiser", "steps_in_forward"]
+    losses_the_point = ["no_attention", "trains_on_held_out", "longer_recipe", "wrapped_optimiser", "steps_in_forward",
+                        "keeps_state"]
     assert all(loss_check(root, student) != "passed" for student in losses_the_point), \
         {student: loss_check(root, student) for student in losses_the_point}
 
 
-def test_the_judge_names_gradients_that_are_not_the_models_own(graded):
+def test_the_judge_names_gradients_that_are_not_the_models_own_and_only_those(graded):
     root, _, _ = graded
-    assert FORGED in loss_check(root, "steps_in_forward")
-    assert FORGED not in loss_check(root, "no_attention") and FORGED not in loss_check(root, "longer_recipe")
+    assert FORGED in loss_check(root, "keeps_state")  # a fresh child at the step checked reports another gradient
+    for student in ("no_attention", "longer_recipe", "wrapped_optimiser", "trains_on_held_out"):
+        assert FORGED not in loss_check(root, student), student  # what it patched never ran: nothing to name
 
 
 def loss_check(root, student: str) -> str:
