@@ -14,6 +14,7 @@ import pytest
 
 from lil_transformy import course
 from lil_transformy.course.folder import VERDICTS
+from lil_transformy.grading.judge import LOSS
 from lil_transformy.grading.sandbox import bwrap
 from lil_transformy.grading.trainer import FORGED
 from lil_transformy.paths import REPO_ROOT
@@ -68,11 +69,11 @@ NAN = (EMBED, "        x = self.embed(idx) * float('nan')  # (batch, seq, d_mode
 # or harder (it got the loss point): the judge trains now (grading/trainer.py), and every cheat loses it.
 NO_ATTENTION = ("        x = self.attention(x)  # (batch, seq, d_model)\n", "")
 FORWARD = "    def forward(self, idx: torch.Tensor) -> torch.Tensor:\n"
-# The library's recipe, where the module runs: three times the shared steps, and train() itself wrapped to match.
+# The library's recipe, where the module runs: twice the shared steps, and train() itself wrapped to match.
 LONGER_RECIPE = """import functools
 import lil_transformy.train as training
 
-object.__setattr__(training.SHARED, "steps", 3 * training.SHARED.steps)
+object.__setattr__(training.SHARED, "steps", 2 * training.SHARED.steps)
 _train = training.train
 training.train = functools.wraps(_train)(lambda model_class, data, cfg=training.SHARED, **kw: _train(
     model_class, data, training.SHARED, **kw))
@@ -198,10 +199,20 @@ def test_the_judge_names_gradients_that_are_not_the_models_own_and_only_those(gr
         assert FORGED not in loss_check(root, student), student  # what it patched never ran: nothing to name
 
 
+def test_what_a_module_patches_where_it_runs_leaves_the_training_as_it_was(graded):
+    root, _, _ = graded  # the library, the optimiser, the batches: none of them trains there any more
+    losses = {student: verdict(root, student)[LOSS][0][0]
+              for student in ("no_attention", "longer_recipe", "wrapped_optimiser", "trains_on_held_out")}
+    assert len(set(losses.values())) == 1, losses  # the same forward, the same weights: the same loss, every digit
+
+
+def verdict(root, student: str) -> dict:
+    return json.loads((root / VERDICTS / "stage_05" / f"{student}.json").read_text())["outcomes"]
+
+
 def loss_check(root, student: str) -> str:
     """Stage 05's loss check in the student's verdict: "passed", or its message."""
-    outcomes = json.loads((root / VERDICTS / "stage_05" / f"{student}.json").read_text())["outcomes"]
-    [message] = [message for name, message in outcomes["loss"] if name.startswith("test_loss_on_the_ladder")]
+    [message] = [message for name, message in verdict(root, student)["loss"] if name.startswith("test_loss_on_the_ladder")]
     return message or "passed"
 
 

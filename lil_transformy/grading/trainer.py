@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 
 from lil_transformy.errors import LilTransformyError
-from lil_transformy.stages import get_stage, load_stage_module
+from lil_transformy.stages import model_class
 from lil_transformy.train import (
     SHARED,
     Config,
@@ -50,8 +50,7 @@ def initial(folder: str, number: str, vocab_size: int) -> dict:
     """Stage `number`'s model from the student's modules in `folder`, with its initial weights as train() makes them
     (seed cfg.seed): {"model": it (a handle for the judge), "state": its state dict, "parameters": the names of
     model.parameters() in order, "aliases": {a state key: the parameter it is (tied weights)}}."""
-    model_class = getattr(load_stage_module(number, folder), get_stage(number).model)
-    model, _ = new_model(model_class, replace(SHARED, vocab_size=vocab_size), torch.device("cpu"))
+    model, _ = new_model(model_class(number, folder), replace(SHARED, vocab_size=vocab_size), torch.device("cpu"))
     names = {id(p): name for name, p in model.named_parameters()}
     return {"model": model, "state": model.state_dict(), "parameters": list(names.values()),
             "aliases": {key: names[id(t)] for key, t in model.state_dict(keep_vars=True).items()
@@ -72,7 +71,7 @@ def read_floats(path: Path, into: torch.Tensor) -> None:
     """Fill the float32 tensor `into` from the file (written in place each step: no new pages, one system call)."""
     fd = open_plain_file(path, os.O_RDONLY)
     try:
-        if os.readv(fd, [into.numpy()]) != into.numel() * 4 or os.read(fd, 1):
+        if os.readv(fd, [into.numpy().data]) != into.numel() * 4 or os.read(fd, 1):
             raise LilTransformyError(f"{path.name} does not hold {into.numel():,} numbers")
     finally:
         os.close(fd)
@@ -81,7 +80,7 @@ def read_floats(path: Path, into: torch.Tensor) -> None:
 def write_floats(path: Path, values: torch.Tensor) -> None:
     fd = open_plain_file(path, os.O_WRONLY | os.O_CREAT)
     try:
-        data = memoryview(values.numpy()).cast("B")
+        data = values.numpy().data.cast("B")
         while data:
             data = data[os.write(fd, data):]
     finally:
