@@ -118,8 +118,9 @@ KEEPS_STATE = (FORWARD, FORWARD + """        if self.training and torch.is_grad_
 
                     p.register_hook(_momentum)
 """)
-# An honest reparametrisation: the embedding scaled by 3 (it must keep every point).
-SCALED_EMBEDDING = (EMBED, "        x = 3.0 * self.embed(idx)  # (batch, seq, d_model): scaled, honestly\n")
+# An honest reparametrisation: the embedding scaled by 2 (it must keep every point: trained, 3.760 against the
+# reference's 3.727; scaled by 3 it learns less, 3.859, and honestly fails the loss check).
+SCALED_EMBEDDING = (EMBED, "        x = 2.0 * self.embed(idx)  # (batch, seq, d_model): scaled, honestly\n")
 
 
 def source(stage, *replacements: str, before: str = "") -> str:
