@@ -20,6 +20,7 @@ from lil_transformy.grading.trainer import FORGED, judge_trains
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage, load_stage_module
 from lil_transformy.train import SHARED, train
+from tests.test_forgeries import KEEPS_STATE  # momentum kept in gradient hooks, graded there in a class
 
 SHORT = replace(SHARED, steps=30)
 
@@ -69,31 +70,17 @@ def trained_and_checked(folder, token_data, tmp_path, seed: int = 0) -> None:
         judge_trains(started, "05", token_data.train, token_data.vocab.size, torch.Generator().manual_seed(seed), SHORT)
 
 
-KEEPS_STATE = """        if self.training and torch.is_grad_enabled():
-            for p in self.parameters():
-                if p.requires_grad and not hasattr(p, "_kept"):
-                    p._kept = torch.zeros_like(p)
-
-                    def _momentum(grad, p=p):
-                        p._kept = grad + 0.9 * p._kept
-                        return p._kept.clone()
-
-                    p.register_hook(_momentum)
-"""
-STRAIGHT_THROUGH = """        logits = self.unembed(x)  # (batch, seq, vocab)
+STRAIGHT_THROUGH = ("        return self.unembed(x)  # (batch, seq, vocab)\n", """        logits = self.unembed(x)  # (batch, seq, vocab)
         return logits + (logits - logits.detach())  # the value is honest; the gradient twice the true one
-"""
+""")
 
 
 @pytest.mark.parametrize("cheat, found_by", [("keeps_state", "a fresh process"), ("straight_through", "along a direction")])
 def test_gradients_that_are_not_the_forwards_own_are_named(cheat, found_by, token_data, tmp_path):
     text = (REPO_ROOT / "solutions" / "stage_05_attention_positions.py").read_text()
-    forward = "    def forward(self, idx: torch.Tensor) -> torch.Tensor:\n"
-    unembed = "        return self.unembed(x)  # (batch, seq, vocab)\n"
-    assert forward in text and unembed in text
-    text = text.replace(forward, forward + KEEPS_STATE) if cheat == "keeps_state" else text.replace(
-        unembed, STRAIGHT_THROUGH)
-    folder = stage_folder("05", tmp_path, text)
+    old, new = KEEPS_STATE if cheat == "keeps_state" else STRAIGHT_THROUGH
+    assert old in text
+    folder = stage_folder("05", tmp_path, text.replace(old, new))
     with pytest.raises(LilTransformyError, match=FORGED) as forged:
         trained_and_checked(folder, token_data, tmp_path, seed=1)  # seed 1 checks a step after the first
     assert found_by in str(forged.value)
