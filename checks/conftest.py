@@ -134,8 +134,11 @@ class StudentChild:
         """The stage's model trained by the judge with the shared budget, the student's model answering each step's
         loss and gradients in a fresh child that gets nothing else, one step checked in secret; then two fresh
         children holding the trained weights, in eval mode, to be scored (grading/trainer.py)."""
-        with self.fresh_children(4) as children:
-            yield judge_trains(children, number, train_ids, vocab_size, checking.judge_generator())
+        with contextlib.ExitStack() as started:
+            def fresh_children(n: int) -> list[Remote]:
+                return started.enter_context(self.fresh_children(n))
+
+            yield judge_trains(fresh_children, number, train_ids, vocab_size, checking.judge_generator())
 
     def start_check(self, limits: tuple[float, float]) -> None:
         """A new check: its (CPU seconds, wall backstop), and torch's seed 0 where the student's code runs."""

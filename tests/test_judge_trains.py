@@ -27,14 +27,19 @@ SHORT = replace(SHARED, steps=30)
 
 @contextlib.contextmanager
 def children(folder, tmp_path):
-    """judge_trains' four children: child processes (no sandbox) holding the modules of `folder`, started together."""
-    remotes = []
-    for i in range(4):
-        scratch = tmp_path / f"child{i}"
-        shutil.copytree(folder, scratch)
-        remotes.append(Remote(sandbox.plain_child(scratch, torch.get_num_threads()), str(tmp_path / "log")))
+    """judge_trains' fresh_children: child processes (no sandbox) holding the modules of `folder`, closed after."""
+    remotes: list[Remote] = []
+
+    def fresh_children(n: int) -> list[Remote]:
+        started = []
+        for _ in range(n):
+            scratch = tmp_path / f"child{len(remotes)}"
+            shutil.copytree(folder, scratch)
+            remotes.append(Remote(sandbox.plain_child(scratch, torch.get_num_threads()), str(tmp_path / "log")))
+            started.append(remotes[-1])
+        return started
     try:
-        yield remotes
+        yield fresh_children
     finally:
         for remote in remotes:
             remote.close()

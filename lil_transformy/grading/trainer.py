@@ -14,7 +14,7 @@ and the judge's own cross-entropy of the logits two more fresh children return f
 along a direction mixing the reported gradient and a random one must change as the gradient says (a gradient that
 is not that of the model's own forward, on that batch, at those weights, shows). A mismatch fails the loss check.
 Those two children then hold the trained weights for scoring: the check costs one child more than scoring alone, and
-the four children start together, loading torch and building the model while the training runs.
+the three start once the model has answered a step, loading torch and building the model while the training runs.
 """
 import os
 import stat
@@ -198,32 +198,37 @@ def flat(grads: dict, weights: Weights) -> torch.Tensor:
                       for name, p in zip(weights.names, weights.params)])
 
 
-def judge_trains(children: list, number: str, train_ids: torch.Tensor, vocab_size: int, secret: torch.Generator,
-                 cfg: Config = SHARED) -> tuple:
+def judge_trains(fresh_children: Callable[[int], list], number: str, train_ids: torch.Tensor, vocab_size: int,
+                 secret: torch.Generator, cfg: Config = SHARED) -> tuple:
     """Stage `number`'s model trained with the shared budget by the judge, one step of it checked in secret: two
     models, in fresh children, holding the trained weights in eval mode, to be scored.
 
-    children: four fresh children (remote.Remote) that have seen no question, started together. The first answers
-    the training's questions; the other three build the model at once, then check a step (`check_gradients`), and
-    two of them then hold the trained weights. secret: the judge's random choices (checking.judge_generator): the
-    step it checks, and how.
+    fresh_children(n): n fresh children (remote.Remote) that have seen no question, started together and closed
+    by the caller. The first answers the training's questions; once it has answered one, three more start and build
+    the model while the training runs, then check a step (`check_gradients`), and two of them hold the trained
+    weights. secret: the judge's random choices (checking.judge_generator): the step it checks, and how.
     """
     cfg = replace(cfg, vocab_size=vocab_size)
     chosen = int(torch.randint(cfg.steps, (1,), generator=secret))
-    for remote in children:  # all four build the model at once; three then wait for the check, ready
-        remote.send("trainer", "initial", number, vocab_size)
-    child = RemoteModel(children[0])
+    [remote] = fresh_children(1)
+    remote.send("trainer", "initial", number, vocab_size)
+    child = RemoteModel(remote)
     weights = Weights(child.start)
     optimizer = new_optimizer(weights.params, cfg)
+    checkers: list = []
     for step, (x, y) in enumerate(training_batches(train_ids, cfg)):
         loss, grads = child.gradients(weights, weights.params, step, x, y)
         finite_loss(torch.tensor(loss), step)
+        if not checkers:  # the model trains: the three that check it start now (not for a model that cannot)
+            checkers = fresh_children(3)
+            for checker in checkers:
+                checker.send("trainer", "initial", number, vocab_size)
         if step == chosen:
             checked = Checked(step, [p.detach().clone() for p in weights.params], x, y, loss, flat(grads, weights))
         for p, name in zip(weights.params, weights.names):
             p.grad = grads[name]  # None: AdamW leaves it as train() does
         update(optimizer, weights.params, step, cfg)
-    again, plus, minus = (RemoteModel(remote) for remote in children[1:])
+    again, plus, minus = (RemoteModel(checker) for checker in checkers)
     check_gradients(weights, checked, again, plus, minus, secret)
     trained = weights.state()
     for scorer in (plus, minus):  # each has answered one question of the check, at other weights
