@@ -20,7 +20,6 @@ from lil_transformy.grading.trainer import FORGED, judge_trains
 from lil_transformy.paths import REPO_ROOT
 from lil_transformy.stages import get_stage, load_stage_module
 from lil_transformy.train import SHARED, train
-from tests.test_forgeries import KEEPS_STATE  # momentum kept in gradient hooks, graded there in a class
 
 SHORT = replace(SHARED, steps=30)
 
@@ -75,15 +74,22 @@ def trained_and_checked(folder, token_data, tmp_path, seed: int = 0) -> None:
         judge_trains(started, "05", token_data.train, token_data.vocab.size, torch.Generator().manual_seed(seed), SHORT)
 
 
+FORWARD = "    def forward(self, idx: torch.Tensor) -> torch.Tensor:\n"
+# State kept between calls: a gradient hook added at every call, never removed (step k's gradient is 1.1**k the
+# true one). tests/test_forgeries.py grades another, momentum in hooks, in a class.
+PILES_UP_HOOKS = (FORWARD, FORWARD + """        if self.training and torch.is_grad_enabled():
+            for p in self.parameters():
+                p.register_hook(lambda grad: 1.1 * grad)
+""")
 STRAIGHT_THROUGH = ("        return self.unembed(x)  # (batch, seq, vocab)\n", """        logits = self.unembed(x)  # (batch, seq, vocab)
         return logits + (logits - logits.detach())  # the value is honest; the gradient twice the true one
 """)
 
 
-@pytest.mark.parametrize("cheat, found_by", [("keeps_state", "a fresh process"), ("straight_through", "along a direction")])
+@pytest.mark.parametrize("cheat, found_by", [("piles_up_hooks", "a fresh process"), ("straight_through", "along a direction")])
 def test_gradients_that_are_not_the_forwards_own_are_named(cheat, found_by, token_data, tmp_path):
     text = (REPO_ROOT / "solutions" / "stage_05_attention_positions.py").read_text()
-    old, new = KEEPS_STATE if cheat == "keeps_state" else STRAIGHT_THROUGH
+    old, new = PILES_UP_HOOKS if cheat == "piles_up_hooks" else STRAIGHT_THROUGH
     assert old in text
     folder = stage_folder("05", tmp_path, text.replace(old, new))
     with pytest.raises(LilTransformyError, match=FORGED) as forged:
