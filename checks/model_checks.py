@@ -210,9 +210,9 @@ def own_run(number: str, impl: str, token_data) -> Scored:
 
 def graded_run(student_child, number: str, token_data) -> Scored:
     """Graded: the judge trains the model with the shared budget, asking a fresh child of its own, which holds no
-    text, for each step's loss and gradients (grading/trainer.py), within its CPU budget; the judge then scores the
-    trained weights in a fresh child, from the logits it returns, and checks that very answer against a second
-    fresh child that cannot compare notes."""
+    text, for each step's loss and gradients (grading/trainer.py), within its CPU budget, and checks one step in
+    secret; the judge then scores the trained weights in a child that has answered nothing else of them, from the
+    logits it returns, and checks that very answer against a second such child that cannot compare notes."""
     with student_code(), student_child.trained_models(number, token_data.train, token_data.vocab.size) as models:
         loss, leak = observed_loss(*models, token_data.heldout, SHARED, token_data.vocab.size)
     return Scored(loss, f"trained {SHARED.steps} steps by the judge", leak)
